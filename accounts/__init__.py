@@ -1,0 +1,1 @@
+"""Teams (the tenant), memberships and roles, API tokens, credentials and global parameters."""

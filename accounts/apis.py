@@ -1,0 +1,318 @@
+"""Management API for the team's tokens, credentials, global parameters and members (``/api/v1/``).
+
+Thin views: parse with an input serializer, call a service or selector with the request's team,
+answer with an output serializer. Reads need ``read``, writes ``manage``; member administration
+needs ``admin`` (owner/admin role; a token with ``manage`` passes, see ``HasScope``). Secrets are
+write-only: a token's secret is returned once by its creation, a credential's never.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ALL_SCOPES, ApiToken, CredentialKind, Role
+from accounts.permissions import request_membership, request_team, request_user
+from accounts.selectors import (
+    credential_fields,
+    credential_get,
+    credential_list,
+    member_get,
+    member_list,
+    parameters_get,
+    token_get,
+    token_list,
+)
+from accounts.serializers import StrictCharField, input_validate, problem_responses
+from accounts.services import (
+    credential_create,
+    credential_delete,
+    credential_update,
+    membership_add,
+    membership_remove,
+    membership_update,
+    parameters_replace,
+    token_create,
+    token_revoke,
+)
+from config.errors import InvalidInput, NotFound
+
+READ_MANAGE = {"GET": "read", "POST": "manage", "PATCH": "manage", "PUT": "manage", "DELETE": "manage"}
+READ_ADMIN = {"GET": "read", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
+
+
+def path_id(name: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+# Tokens
+
+class TokenOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(help_text="The public part of the token (weft_<prefix>_...).")
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES))
+    appId = serializers.UUIDField(source="app_id", allow_null=True)
+    expiresAt = serializers.DateTimeField(source="expires_at", allow_null=True)
+    revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        ref_name = "Token"
+
+
+class TokenCreatedOutputSerializer(TokenOutputSerializer):
+    token = serializers.CharField(help_text="The secret, shown this once and never again.")
+
+    class Meta:
+        ref_name = "TokenCreated"
+
+
+class TokenListOutputSerializer(serializers.Serializer):
+    data = TokenOutputSerializer(many=True)
+
+    class Meta:
+        ref_name = "TokenList"
+
+
+class TokenListApi(APIView):
+    required_scopes = READ_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        name = StrictCharField(max_length=120)
+        scopes = serializers.ListField(child=serializers.ChoiceField(choices=ALL_SCOPES), allow_empty=False)
+        appId = serializers.UUIDField(required=False, allow_null=True, help_text="Bind the token to this app.")
+        expiresAt = serializers.DateTimeField(required=False, allow_null=True)
+
+        class Meta:
+            ref_name = "TokenCreateInput"
+
+    @extend_schema(operation_id="tokens_list", tags=["tokens"],
+                   responses={200: TokenListOutputSerializer, **problem_responses()})
+    def get(self, request: Request) -> Response:
+        tokens = token_list(team=request_team(request))
+        return Response({"data": TokenOutputSerializer(tokens, many=True).data})
+
+    @extend_schema(operation_id="tokens_create", tags=["tokens"], request=InputSerializer,
+                   responses={201: TokenCreatedOutputSerializer, **problem_responses(400)})
+    def post(self, request: Request) -> Response:
+        from workflows.selectors import app_get
+
+        team = request_team(request)
+        data = input_validate(self.InputSerializer, request.data)
+        app = None
+        if data.get("appId") is not None:
+            try:
+                app = app_get(team=team, id=data["appId"])
+            except NotFound:
+                raise InvalidInput("Unknown app.", errors=[{"path": "/appId", "message": "no such app"}]) from None
+        token, secret = token_create(
+            team=team, name=data["name"], scopes=data["scopes"], app=app, expires_at=data.get("expiresAt"),
+            created_by=request_user(request),
+        )
+        token.token = secret
+        return Response(TokenCreatedOutputSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailApi(APIView):
+    required_scopes = READ_MANAGE
+
+    @extend_schema(operation_id="tokens_revoke", tags=["tokens"], parameters=[path_id("token_id")],
+                   responses={204: None, **problem_responses(404)})
+    def delete(self, request: Request, token_id: str) -> Response:
+        team = request_team(request)
+        token_revoke(team=team, token=token_get(team=team, id=token_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# Credentials
+
+class CredentialOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=CredentialKind.choices)
+    # The method is not "get_fields": that name is DRF's own hook on every serializer.
+    fields = serializers.SerializerMethodField(
+        method_name="get_secret_fields", help_text="Names of the stored secret fields (never their values)."
+    )
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    class Meta:
+        ref_name = "Credential"
+
+    def get_secret_fields(self, credential: Any) -> list[str]:
+        return credential_fields(credential)
+
+
+class CredentialListOutputSerializer(serializers.Serializer):
+    data = CredentialOutputSerializer(many=True)
+
+    class Meta:
+        ref_name = "CredentialList"
+
+
+SECRETS_HELP = "api_key: {key}; bearer: {token}; basic: {username, password}. Write-only."
+
+
+class CredentialListApi(APIView):
+    required_scopes = READ_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        name = StrictCharField(max_length=120)
+        kind = serializers.ChoiceField(choices=CredentialKind.choices)
+        secrets = serializers.DictField(child=serializers.JSONField(), help_text=SECRETS_HELP)
+
+        class Meta:
+            ref_name = "CredentialCreateInput"
+
+    @extend_schema(operation_id="credentials_list", tags=["credentials"],
+                   responses={200: CredentialListOutputSerializer, **problem_responses()})
+    def get(self, request: Request) -> Response:
+        credentials = credential_list(team=request_team(request))
+        return Response({"data": CredentialOutputSerializer(credentials, many=True).data})
+
+    @extend_schema(operation_id="credentials_create", tags=["credentials"], request=InputSerializer,
+                   responses={201: CredentialOutputSerializer, **problem_responses(400, 409)})
+    def post(self, request: Request) -> Response:
+        team = request_team(request)
+        data = input_validate(self.InputSerializer, request.data)
+        credential = credential_create(team=team, **data)
+        return Response(CredentialOutputSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+
+class CredentialDetailApi(APIView):
+    required_scopes = READ_MANAGE
+
+    class InputSerializer(serializers.Serializer):
+        name = StrictCharField(max_length=120, required=False)
+        kind = serializers.ChoiceField(choices=CredentialKind.choices, required=False)
+        secrets = serializers.DictField(child=serializers.JSONField(), required=False,
+                                        help_text=SECRETS_HELP + " Replaces every stored field.")
+
+        class Meta:
+            ref_name = "CredentialUpdateInput"
+
+    @extend_schema(operation_id="credentials_update", tags=["credentials"], parameters=[path_id("credential_id")],
+                   request=InputSerializer, responses={200: CredentialOutputSerializer, **problem_responses(400, 404, 409)})
+    def patch(self, request: Request, credential_id: str) -> Response:
+        team = request_team(request)
+        credential = credential_get(team=team, id=credential_id)
+        data = input_validate(self.InputSerializer, request.data, partial=True)
+        credential = credential_update(team=team, credential=credential, **data)
+        return Response(CredentialOutputSerializer(credential).data)
+
+    @extend_schema(operation_id="credentials_delete", tags=["credentials"], parameters=[path_id("credential_id")],
+                   responses={204: None, **problem_responses(404)})
+    def delete(self, request: Request, credential_id: str) -> Response:
+        team = request_team(request)
+        credential_delete(team=team, credential=credential_get(team=team, id=credential_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# Global parameters
+
+PARAMETERS_HELP = 'The team\'s global parameters, one object name -> value, e.g. {"region": "eu"}.'
+
+
+class ParametersApi(APIView):
+    required_scopes = READ_MANAGE
+
+    @extend_schema(operation_id="parameters_get", tags=["parameters"],
+                   responses={200: OpenApiTypes.OBJECT, **problem_responses()}, description=PARAMETERS_HELP)
+    def get(self, request: Request) -> Response:
+        return Response(parameters_get(team=request_team(request)))
+
+    @extend_schema(operation_id="parameters_replace", tags=["parameters"], request=OpenApiTypes.OBJECT,
+                   responses={200: OpenApiTypes.OBJECT, **problem_responses(400)},
+                   description=PARAMETERS_HELP + " PUT replaces them all; values are strings, numbers or booleans.")
+    def put(self, request: Request) -> Response:
+        team = request_team(request)
+        parameters_replace(team=team, values=request.data)
+        return Response(parameters_get(team=team))
+
+
+# Members
+
+class MemberOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    userId = serializers.IntegerField(source="user_id")
+    email = serializers.CharField(source="user.email")
+    role = serializers.ChoiceField(choices=Role.choices)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        ref_name = "Member"
+
+
+class MemberListOutputSerializer(serializers.Serializer):
+    data = MemberOutputSerializer(many=True)
+
+    class Meta:
+        ref_name = "MemberList"
+
+
+class MemberListApi(APIView):
+    required_scopes = READ_ADMIN
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        role = serializers.ChoiceField(choices=Role.choices)
+        password = StrictCharField(required=False, min_length=8, max_length=128, write_only=True,
+                                   help_text="Only for a new user; an existing user keeps their password.")
+
+        class Meta:
+            ref_name = "MemberCreateInput"
+
+    @extend_schema(operation_id="members_list", tags=["members"],
+                   responses={200: MemberListOutputSerializer, **problem_responses()})
+    def get(self, request: Request) -> Response:
+        members = member_list(team=request_team(request))
+        return Response({"data": MemberOutputSerializer(members, many=True).data})
+
+    @extend_schema(operation_id="members_add", tags=["members"], request=InputSerializer,
+                   responses={201: MemberOutputSerializer, **problem_responses(400, 409)})
+    def post(self, request: Request) -> Response:
+        team = request_team(request)
+        data = input_validate(self.InputSerializer, request.data)
+        membership = membership_add(team=team, actor_role=actor_role(request), **data)
+        return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+def actor_role(request: Request) -> str | None:
+    """The signed-in member's role; None for a team token (which may not touch owners)."""
+    membership = request_membership(request)
+    return membership.role if membership is not None and not isinstance(request.auth, ApiToken) else None
+
+
+class MemberDetailApi(APIView):
+    required_scopes = READ_ADMIN
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+        class Meta:
+            ref_name = "MemberUpdateInput"
+
+    @extend_schema(operation_id="members_update", tags=["members"], parameters=[path_id("member_id")],
+                   request=InputSerializer, responses={200: MemberOutputSerializer, **problem_responses(400, 404, 409)})
+    def patch(self, request: Request, member_id: str) -> Response:
+        team = request_team(request)
+        membership = member_get(team=team, id=member_id)
+        data = input_validate(self.InputSerializer, request.data)
+        membership = membership_update(team=team, membership=membership, role=data["role"], actor_role=actor_role(request))
+        return Response(MemberOutputSerializer(membership).data)
+
+    @extend_schema(operation_id="members_remove", tags=["members"], parameters=[path_id("member_id")],
+                   responses={204: None, **problem_responses(404, 409)})
+    def delete(self, request: Request, member_id: str) -> Response:
+        team = request_team(request)
+        membership_remove(team=team, membership=member_get(team=team, id=member_id), actor_role=actor_role(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

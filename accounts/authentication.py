@@ -1,0 +1,77 @@
+"""DRF authentication by API token: ``Authorization: Bearer <token>`` or ``X-API-Key: <token>``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from accounts.models import ApiToken
+from accounts.tokens import token_matches, token_split
+
+
+class TokenUser:
+    """The principal behind an API token: authenticated, not a Django user."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, token: ApiToken) -> None:
+        self.token = token
+        self.username = f"token:{token.prefix}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+def token_from_header(request: Request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    key = request.META.get("HTTP_X_API_KEY", "")
+    return key.strip() or None
+
+
+def token_authenticate(raw: str) -> ApiToken:
+    """The live token for ``raw``, or ``AuthenticationFailed``. Revoked and expired tokens fail."""
+    parts = token_split(raw)
+    if parts is None:
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    prefix, secret = parts
+    token = ApiToken.objects.select_related("team", "app").filter(prefix=prefix).first()
+    if token is None or not token_matches(secret, token.secret_hash):
+        raise exceptions.AuthenticationFailed("Invalid token.")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise exceptions.AuthenticationFailed("Token revoked.")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise exceptions.AuthenticationFailed("Token expired.")
+    # last_used_at is informational: write it at most once a minute to keep the hot path cheap.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[TokenUser, ApiToken] | None:
+        raw = token_from_header(request)
+        if raw is None:
+            if request.META.get("HTTP_AUTHORIZATION"):
+                raise exceptions.AuthenticationFailed("Unsupported authorization scheme; use Bearer.")
+            return None
+        token = token_authenticate(raw)
+        return TokenUser(token), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,93 @@
+"""Permissions by scope: a token's scopes, or the scopes a member's role grants.
+
+Views declare ``required_scopes = {"GET": "read", "POST": "manage", ...}`` (or one string for
+every method). The team a request acts for comes from ``request_team``: the token's team, or the
+signed-in user's current team (session), never from the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, permissions
+from rest_framework.request import Request
+
+from accounts.authentication import TokenUser
+from accounts.models import ROLE_SCOPES, ApiToken, Membership, Team
+
+SESSION_TEAM_KEY = "weft_team_id"
+
+
+def request_membership(request: Any) -> Membership | None:
+    """The signed-in user's membership in their current team (first team when none chosen)."""
+    cached = getattr(request, "_weft_membership", False)
+    if cached is not False:
+        return cached
+    user = getattr(request, "user", None)
+    membership = None
+    if user is not None and getattr(user, "is_authenticated", False) and not isinstance(user, TokenUser):
+        memberships = Membership.objects.select_related("team").filter(user=user)
+        team_id = request.session.get(SESSION_TEAM_KEY) if hasattr(request, "session") else None
+        if team_id:
+            membership = memberships.filter(team_id=team_id).first()
+        if membership is None:
+            membership = memberships.order_by("created_at").first()
+    request._weft_membership = membership
+    return membership
+
+
+def request_team(request: Any) -> Team:
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiToken):
+        return auth.team
+    membership = request_membership(request)
+    if membership is None:
+        raise exceptions.PermissionDenied("You are not a member of any team.")
+    return membership.team
+
+
+def request_user(request: Any) -> Any:
+    """The signed-in Django user, or None for a token (a token acts for its team, not a person)."""
+    user = getattr(request, "user", None)
+    if user is None or isinstance(user, TokenUser) or not getattr(user, "is_authenticated", False):
+        return None
+    return user
+
+
+def request_scopes(request: Any) -> set[str]:
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiToken):
+        return set(auth.scopes)
+    membership = request_membership(request)
+    return set(ROLE_SCOPES.get(membership.role, set())) if membership else set()
+
+
+def required_scope(view: Any, method: str) -> str | None:
+    scopes = getattr(view, "required_scopes", None)
+    if scopes is None:
+        return "read" if method in permissions.SAFE_METHODS else "manage"
+    if isinstance(scopes, str):
+        return scopes
+    return scopes.get(method, scopes.get("*"))
+
+
+class HasScope(permissions.BasePermission):
+    """401 without credentials, 403 when the token or role lacks the view's scope."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(view, "public", False):
+            return True
+        if request.user is None or not getattr(request.user, "is_authenticated", False):
+            raise exceptions.NotAuthenticated()
+        needed = required_scope(view, request.method)
+        if needed is None:
+            return True
+        have = request_scopes(request)
+        if needed == "admin" and isinstance(request.auth, ApiToken):
+            # A token acts for the team, not a person: "manage" covers member administration.
+            needed = "manage"
+        if needed not in have:
+            if not isinstance(request.auth, ApiToken) and request_membership(request) is None:
+                raise exceptions.PermissionDenied("You are not a member of any team.")
+            raise exceptions.PermissionDenied(f"This action needs the '{needed}' scope.")
+        return True

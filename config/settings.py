@@ -1,0 +1,220 @@
+"""Settings, all read from the environment (see README.md for every variable).
+
+Embedded default: SQLite in WAL mode under ``data/``, django-q2's ORM broker, the in-memory
+channel layer and a local-memory cache. With ``DATABASE_URL`` and ``REDIS_URL`` the same code runs
+on PostgreSQL with channels-redis and a Redis cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("WEFT_DATA_DIR", BASE_DIR / "data"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "weft-insecure-development-key-change-me")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+# Fernet key for stored secrets (credentials). Without one, a key is derived from SECRET_KEY,
+# which is fine for the embedded default and documented as unsuitable for production.
+WEFT_ENCRYPTION_KEY = os.environ.get("WEFT_ENCRYPTION_KEY") or base64.urlsafe_b64encode(
+    hashlib.sha256(("weft-encryption:" + SECRET_KEY).encode()).digest()
+).decode()
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_q",
+    "accounts",
+    "workflows",
+    "runs",
+    "web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "runs.limits.BodySizeLimitMiddleware",  # 413 before anything reads an oversized body
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'weft.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + busy timeout + IMMEDIATE transactions: the web server and the workers write to the
+    # same file; concurrent writers queue instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+
+# Each test session gets its own test database (several sessions may run at once on one machine);
+# the name is exported so that servers and workers started by the tests use the same database.
+os.environ.setdefault("WEFT_TEST_DB_SUFFIX", str(os.getpid()))
+_test_suffix = os.environ["WEFT_TEST_DB_SUFFIX"]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_weft_{_test_suffix}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_weft_{_test_suffix}"}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "weft"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
+    # Requests per minute per token and per team (runs.limits; WEFT_*RATE_LIMIT_PER_MINUTE, 0 = off).
+    "DEFAULT_THROTTLE_CLASSES": ["runs.limits.TokenRateThrottle", "runs.limits.TeamRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Weft API",
+    "DESCRIPTION": "Native (/api/v1/), Dify-style (/v1/) and Coze-style (/) run APIs and the management API.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "BearerToken": {"type": "http", "scheme": "bearer"},
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+    },
+    "SECURITY": [{"BearerToken": []}, {"ApiKey": []}],
+    "ENUM_NAME_OVERRIDES": {"TriggerKindEnum": "workflows.models.TriggerKind",
+                            "CredentialKindEnum": "accounts.models.CredentialKind"},
+}
+
+# django-q2: the ORM broker in every setup (the database is the record; queues only wake things up).
+Q_CLUSTER = {
+    "name": "weft",
+    "orm": "default",
+    "workers": env_int("WEFT_Q_WORKERS", 2),
+    "timeout": env_int("WEFT_Q_TIMEOUT", 90000),
+    "retry": env_int("WEFT_Q_RETRY", 90060),
+    "max_attempts": 1,
+    "catch_up": False,
+    "poll": 0.2,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "sync": env_bool("WEFT_Q_SYNC", False),
+    "log_level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"),
+}
+
+# Platform limits and behaviour.
+WEFT_BLOCKING_TIMEOUT = env_int("WEFT_BLOCKING_TIMEOUT", 300)
+WEFT_STREAMING_TIMEOUT = env_int("WEFT_STREAMING_TIMEOUT", 900)
+WEFT_ASYNC_TIMEOUT = env_int("WEFT_ASYNC_TIMEOUT", 86400)
+WEFT_LEASE_SECONDS = env_int("WEFT_LEASE_SECONDS", 30)
+WEFT_MAX_CLAIMS = env_int("WEFT_MAX_CLAIMS", 3)
+# Durable execution (docs/durable.md): the periodic pass (reaper, schedules, batches) every
+# WEFT_TICK_SECONDS; lost wake-ups re-queued after WEFT_STALE_SECONDS; batches and their callbacks.
+WEFT_TICK_SECONDS = env_int("WEFT_TICK_SECONDS", 2)
+WEFT_STALE_SECONDS = env_int("WEFT_STALE_SECONDS", 120)
+WEFT_BATCH_CONCURRENCY = env_int("WEFT_BATCH_CONCURRENCY", 8)
+WEFT_CALLBACK_ATTEMPTS = env_int("WEFT_CALLBACK_ATTEMPTS", 8)
+WEFT_CALLBACK_BACKOFF = env_int("WEFT_CALLBACK_BACKOFF", 5)
+WEFT_RATE_LIMIT_PER_MINUTE = env_int("WEFT_RATE_LIMIT_PER_MINUTE", 600)
+WEFT_TEAM_RATE_LIMIT_PER_MINUTE = env_int("WEFT_TEAM_RATE_LIMIT_PER_MINUTE", 3000)
+WEFT_MAX_CONCURRENT_RUNS = env_int("WEFT_MAX_CONCURRENT_RUNS", 50)
+WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))
+WEFT_MAX_BODY_BYTES = env_int("WEFT_MAX_BODY_BYTES", 1024 * 1024 * 2)
+WEFT_HTTP_ALLOW_NETWORKS = [n.strip() for n in os.environ.get("WEFT_HTTP_ALLOW_NETWORKS", "").split(",") if n.strip()]
+WEFT_HTTP_MAX_RESPONSE_BYTES = env_int("WEFT_HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)
+WEFT_PUBLIC_URL = os.environ.get("WEFT_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("WEFT_LOG_LEVEL", "WARNING")},
+}
