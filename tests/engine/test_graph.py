@@ -1,0 +1,123 @@
+"""Graph validation (every problem at its JSON pointer), inputs, schemas, and the no-Django rule."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+from tests.engine.helpers import compile_test
+from workflows.engine.graph import (
+    InputInvalid,
+    inputs_json_schema,
+    validate_graph,
+    validate_inputs,
+)
+
+
+def test_a_dozen_mistakes_are_all_reported_at_their_paths() -> None:
+    graph = {
+        "inputs": {"amount": {"type": "money"}, "order": {"type": "string", "required": True}},
+        "params": {"region": "eu"},
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "Bad-Id", "type": "transform", "config": {"mapping": {}}},
+            {"id": "check", "type": "condition", "config": {"cases": [{"id": "hi", "when": "inputs.amount >"}]}},
+            {"id": "call", "type": "http", "config": {"url": "https://x/${nope}", "auth": {"credential": "ghost"}},
+             "retry": {"count": -1}, "on_error": "explode"},
+            {"id": "t", "type": "transform", "config": {"mapping": {"a": "{{ later.x }}", "b": "{{ item }}",
+                                                                      "c": "$[yyyyMMddQ]"}}},
+            {"id": "later", "type": "delay", "config": {"mode": "sometimes"}},
+            {"id": "orphan", "type": "count"},
+            {"id": "check", "type": "transform", "config": {"mapping": {}}},
+            {"id": "end", "type": "end"},
+        ],
+        "edges": [
+            {"from": "start", "to": "check"}, {"from": "check", "to": "call", "port": "nope"},
+            {"from": "check", "to": "t", "port": "hi"}, {"from": "t", "to": "later"},
+            {"from": "later", "to": "end"}, {"from": "call", "to": "end", "port": "error"},
+            {"from": "start", "to": "ghost"},
+        ],
+    }
+    errors = validate_graph(graph, credential_names={"real"},
+                            node_types=__import__("tests.engine.helpers", fromlist=["TEST_TYPES"]).TEST_TYPES)
+    paths = {e["path"] for e in errors}
+    expected = {
+        "/inputs/amount/type",           # unknown input type
+        "/nodes/1/id",                   # invalid id
+        "/nodes/2/config/cases/0/when",  # CEL syntax
+        "/nodes/3/config/url",           # unknown ${param}
+        "/nodes/3/config/auth/credential",
+        "/nodes/3/retry/count",
+        "/nodes/3/on_error",
+        "/nodes/4/config/mapping/a",     # not upstream
+        "/nodes/4/config/mapping/b",     # item outside a loop
+        "/nodes/4/config/mapping/c",     # bad macro
+        "/nodes/5/config/mode",
+        "/nodes/6",                      # unreachable
+        "/nodes/7/id",                   # duplicate
+        "/edges/1/port",                 # no such port
+        "/edges/5/port",                 # error port without on_error branch
+        "/edges/6/to",                   # no such node
+    }
+    assert expected <= paths, expected - paths
+    by_path = {e["path"]: e["message"] for e in errors}
+    assert by_path["/nodes/7/id"] == "duplicate node id 'check'"
+    assert by_path["/nodes/3/config/url"] == "unknown parameter ${nope}"
+    assert by_path["/nodes/3/config/auth/credential"] == "unknown credential 'ghost'"
+    assert by_path["/nodes/6"] == "node 'orphan' is not reachable from start"
+    assert "'later' is not in scope" in by_path["/nodes/4/config/mapping/a"]
+
+
+def test_start_end_and_cycles() -> None:
+    errors = validate_graph({"nodes": [{"id": "a", "type": "transform", "config": {"mapping": {}}},
+                                       {"id": "b", "type": "transform", "config": {"mapping": {}}}],
+                             "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}]})
+    messages = {(e["path"], e["message"]) for e in errors}
+    assert ("/nodes", "a graph needs exactly one start node, found 0") in messages
+    assert ("/nodes", "a graph needs at least one end node") in messages
+    assert ("/nodes/0", "node 'a' is part of a cycle") in messages
+
+
+def test_global_params_and_builtins_are_known_and_loop_scope() -> None:
+    graph = {"nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "lp", "type": "loop", "config": {"items": [1], "body": {"nodes": [
+            {"id": "x", "type": "transform", "config": {"mapping": {"i": "{{ item + index }}", "g": "${team_key}",
+                                                                    "d": "${system.biz.date}"}}}]},
+            "output": "{{ x.i }}"}},
+        {"id": "end", "type": "end", "config": {"outputs": {"r": "{{ lp }}", "bad": "{{ x }}"}}}],
+        "edges": [{"from": "start", "to": "lp"}, {"from": "lp", "to": "end"}]}
+    errors = validate_graph(graph, global_params={"team_key": "k"})
+    assert [e["path"] for e in errors] == ["/nodes/2/config/outputs/bad"]
+
+
+def test_inputs_validation_and_schema() -> None:
+    compiled = compile_test({
+        "inputs": {"order_id": {"type": "string", "required": True}, "amount": {"type": "number", "default": 0},
+                   "level": {"type": "string", "enum": ["lo", "hi"]}},
+        "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+        "edges": [{"from": "start", "to": "end"}]})
+    assert validate_inputs(compiled, {"order_id": "o1"}) == {"order_id": "o1", "amount": 0}
+    with pytest.raises(InputInvalid) as err:
+        validate_inputs(compiled, {"amount": "x", "level": "mid"})
+    assert {e["path"] for e in err.value.errors} == {"/inputs/order_id", "/inputs/amount", "/inputs/level"}
+    schema = inputs_json_schema(compiled.source)
+    assert schema["required"] == ["order_id"]
+    assert schema["properties"]["level"] == {"type": "string", "enum": ["lo", "hi"]}
+
+
+def test_engine_never_imports_django() -> None:
+    root = pathlib.Path(__file__).resolve().parents[2] / "workflows" / "engine"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n == "django" or n.startswith("django.")]
+    assert offenders == []
+    assert len(list(root.rglob("*.py"))) >= 10

@@ -1,0 +1,1 @@
+"""Node types: one module per type, listed in ``registry.py``."""

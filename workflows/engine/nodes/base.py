@@ -1,0 +1,167 @@
+"""The contract every node type implements, and what the engine hands a node when it runs it.
+
+A node type is a small module in ``workflows.engine.nodes`` holding one ``NodeType`` subclass:
+its config JSON Schema, its outcome ports, its runtime defaults and its ``run`` method. The
+registry (``workflows.engine.nodes.registry``) lists the types explicitly; adding a type never
+changes the scheduler.
+
+Failures are raised as ``NodeError``; ``retryable`` says whether the node's ``retry`` policy may
+try again (transport errors, timeouts, HTTP 5xx and 429 are retryable; 4xx and bad config are not).
+
+Long waits go through ``NodeContext.wait``: it sleeps interruptibly (stop and deadline end it
+within a second) or, in a run that may park (async runs), raises ``Park`` so that the executor
+frees the worker and resumes the node later with the ``state`` it saved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+class NodeError(Exception):
+    """A node attempt failed. ``retryable`` decides whether the retry policy applies."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        code: str = "node_error",
+        detail: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail is not None:
+            data["detail"] = self.detail
+        return data
+
+
+class NodeTimeout(NodeError):
+    """One attempt ran past the node's ``timeout``; retryable."""
+
+    def __init__(self, message: str = "node attempt timed out") -> None:
+        super().__init__(message, retryable=True, code="timeout")
+
+
+class RunStopped(Exception):
+    """Raised inside a node when a stop was requested; the node ends as ``stopped``."""
+
+
+class RunDeadlineExceeded(Exception):
+    """Raised inside a node when the run passed its deadline; the run ends as ``timeout``."""
+
+
+class Park(Exception):
+    """The node must wait longer than a worker should be held: park the run until ``wake_at``.
+
+    ``state`` is whatever the node needs to continue (a task id, the poll count, ...); it is
+    stored with the node run and handed back as ``NodeContext.state`` when the run resumes.
+    ``wake_at`` is a Unix timestamp, or None to wait for an external wake-up (a webhook callback).
+    """
+
+    def __init__(self, *, wake_at: float | None, state: dict[str, Any]) -> None:
+        super().__init__("park")
+        self.wake_at = wake_at
+        self.state = state
+
+
+@dataclass
+class NodeResult:
+    """What a successful node returns: its output, and which outcome port it took (None: normal)."""
+
+    output: Any = None
+    port: str | None = None
+    process_data: dict[str, Any] | None = None
+
+
+class Services(Protocol):
+    """What the host (the Django side, or a test) provides to node types. Every member optional."""
+
+    def credential(self, name: str) -> Mapping[str, str]:
+        """The team credential ``name`` as ``{"kind", "key"/"token"/"username"/"password", ...}``."""
+        ...
+
+
+@dataclass
+class NodeContext:
+    """Everything one node execution may use. Built by the scheduler; node code never builds it.
+
+    - ``config``: the node's raw config; ``resolve(value)`` resolves parameters, time macros and
+      ``{{ }}`` templates in any value (nested dicts/lists too) against ``scope``.
+    - ``evaluate(expr, names)``: evaluates one CEL expression (compiled once, cached) with the
+      given names in scope (e.g. ``{"response": ...}`` for an HTTP ``success.when`` rule).
+    - ``wait(seconds, state)``: interruptible wait; raises ``RunStopped`` / ``RunDeadlineExceeded``,
+      or ``Park`` in a run that may park when ``seconds`` is long.
+    - ``emit(type, data)``: an extra engine event (loop iterations, ...).
+    - ``secrets``: secret values the node used; the engine redacts them from everything it records.
+    """
+
+    run_id: str
+    node_id: str
+    node_type: str
+    config: Mapping[str, Any]
+    scope: Mapping[str, Any]
+    receipt_token: str
+    attempt: int
+    resolve: Callable[[Any], Any]
+    evaluate: Callable[[str, Mapping[str, Any]], Any]
+    wait: Callable[[float, dict[str, Any] | None], None]
+    emit: Callable[[str, dict[str, Any]], None]
+    services: Any
+    state: dict[str, Any] | None = None
+    timeout: float | None = None
+    secrets: list[str] = field(default_factory=list)
+    # Added by the engine (issue 3): the upstream output (a join gets ``{pred_id: output}``),
+    # the node execution key (``loop[3].body_node`` inside loops) and the run's business time.
+    upstream: Any = None
+    key: str = ""
+    title: str = ""
+    now: Callable[[], float] = time.time
+
+
+class NodeType:
+    """Base class of node types. Subclasses set the class attributes and implement ``run``."""
+
+    type: ClassVar[str]
+    title: ClassVar[str] = ""
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    default_retry: ClassVar[dict[str, Any] | None] = None
+    default_timeout: ClassVar[float | None] = None
+    # Added by the engine (issue 3): ``inline`` types are fast, pure and never wait; the scheduler
+    # runs them on its own thread (no pool hop) unless the node has a ``timeout``.
+    inline: ClassVar[bool] = False
+    # ``self_timed`` types apply ``ctx.timeout`` to each request they send themselves (an HTTP node
+    # polling or awaiting a webhook may wait far longer than one attempt's timeout; ``max_wait``
+    # bounds that wait), so the scheduler sets no attempt deadline around their ``run``.
+    self_timed: ClassVar[bool] = False
+
+    def expressions(self, config: Mapping[str, Any]) -> list[tuple[list[Any], str]]:
+        """Bare CEL fields of ``config`` (not ``{{ }}``) as ``[(path inside config, source)]``, so
+        that publishing checks they compile and name only what is in scope."""
+        return []
+
+    def ports(self, config: Mapping[str, Any]) -> list[str]:
+        """Outcome ports an edge may name besides the normal outcome (None) and ``error``."""
+        return []
+
+    def validate(self, config: Mapping[str, Any], path: str) -> list[dict[str, str]]:
+        """Checks beyond the JSON Schema, as ``[{"path", "message"}]``."""
+        return []
+
+    def run(self, ctx: NodeContext) -> NodeResult:
+        raise NotImplementedError
+
+    def compensate(self, ctx: NodeContext, output: Any) -> None:
+        """Undo the node's effect (``on_error: rollback``). Default: nothing to undo."""
+        return None

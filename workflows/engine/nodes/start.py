@@ -1,0 +1,17 @@
+"""The ``start`` node: exactly one per graph; its output is the run's validated inputs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from workflows.engine.nodes.base import NodeContext, NodeResult, NodeType
+
+
+class StartNode(NodeType):
+    type: ClassVar[str] = "start"
+    title: ClassVar[str] = "Start"
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+    inline: ClassVar[bool] = True
+
+    def run(self, ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=ctx.scope["inputs"])

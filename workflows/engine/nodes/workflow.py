@@ -1,0 +1,29 @@
+"""The ``workflow`` node: ``{"workflow": id, "inputs": {...}}`` runs a published workflow of the
+same team as a child run through ``services.run_child_workflow``; the child's outputs are this
+node's output (a child failure is raised by the service as a NodeError)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType
+
+
+class WorkflowNode(NodeType):
+    type: ClassVar[str] = "workflow"
+    title: ClassVar[str] = "Sub-workflow"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "required": ["workflow"],
+        "properties": {"workflow": {"type": ["string", "integer"]}, "inputs": {"type": "object"}},
+        "additionalProperties": False,
+    }
+
+    def run(self, ctx: NodeContext) -> NodeResult:
+        run_child = getattr(ctx.services, "run_child_workflow", None)
+        if run_child is None:
+            raise NodeError("sub-workflows are not available here", code="unsupported")
+        inputs = ctx.resolve(ctx.config.get("inputs") or {}, ["inputs"])
+        outputs = run_child(workflow_id=ctx.config["workflow"], inputs=inputs,
+                            parent_run_id=ctx.run_id, node_key=ctx.key)
+        return NodeResult(output=outputs)

@@ -1,0 +1,802 @@
+"""The scheduler: walks a compiled graph for one run (``run_graph``).
+
+One scheduler thread owns all state and every host call. Nodes of ``inline`` types without a
+timeout (start, end, condition, transform) run on that thread; others run on a bounded pool and
+report back through a queue. One *step* = start what is ready, collect what finished, then one
+``host.commit``; successors of a node start only in a later step, after its result is committed,
+except inline successors of inline nodes, which join the step (see ``begin_inline_successors``).
+Loop bodies are frames of the same scheduler (their node keys are ``loop[i].node``), so a resumed
+run replays finished body nodes from the journal like any other node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import hmac
+import queue
+import random
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from workflows.engine.graph import CompiledGraph, CompiledNode, Topology, outputs_json_schema
+from workflows.engine.macros import MacroError
+from workflows.engine.nodes.base import (
+    NodeContext,
+    NodeError,
+    NodeResult,
+    NodeTimeout,
+    Park,
+    RunDeadlineExceeded,
+    RunStopped,
+)
+from workflows.engine.params import ParamError
+from workflows.engine.ports import TERMINAL_STATUSES, EngineEvent, NodeRecord, RunContext, RunOutcome
+from workflows.engine.templates import SCOPE_MISSING, CelError, compile_expr, evaluate
+from workflows.engine.values import RunValues, ValueError_, format_path, resolve_value
+
+__all__ = ["run_graph", "receipt_token"]
+
+STOP_GRACE = 0.5  # seconds in-flight nodes get to notice a stop before they are recorded stopped
+TICK = 0.1
+INLINE_BATCH = 256  # at most this many node records before a step is committed anyway
+
+
+def receipt_token(secret: bytes, run_id: str, key: str) -> str:
+    """HMAC-SHA256(secret, run_id + key), hex: one value per node execution, stable across retries."""
+    return hmac.new(secret, (run_id + key).encode(), hashlib.sha256).hexdigest()
+
+
+class _Frame:
+    """The state of one DAG being walked: the graph, or one loop item."""
+
+    def __init__(self, topo: Topology, prefix: str, parent: _Frame | None, loop: _Loop | None = None,
+                 index: int | None = None, item: Any = None) -> None:
+        self.topo = topo
+        self.prefix = prefix
+        self.parent = parent
+        self.loop = loop
+        self.index = index
+        self.item = item
+        self.outputs: dict[str, Any] = {}
+        self.errors: dict[str, Any] = {}
+        self.pending_in = {n: len(e) for n, e in topo.in_edges.items()}
+        self.live_preds: dict[str, list[str]] = {n: [] for n in topo.nodes}
+        self.remaining = len(topo.nodes)
+        self.running = 0
+        self.failed: dict[str, Any] | None = None
+        self.closed = False
+        self.branches: list[list[Any]] = []  # [parallel_id, start node, remaining set]
+        self.branch_of: dict[str, list[list[Any]]] = {}  # node id -> the open branches it belongs to
+
+    def lookup(self, name: str, node_id: str | None) -> Any:
+        frame: _Frame | None = self
+        while frame is not None:
+            if frame.loop is not None and name in ("item", "index"):
+                return frame.item if name == "item" else frame.index
+            if name in frame.outputs:
+                return frame.outputs[name]
+            if name in frame.topo.nodes:
+                return None  # an ancestor that was skipped
+            frame = frame.parent
+        return SCOPE_MISSING
+
+
+class _Scope(Mapping[str, Any]):
+    """What templates of one node see; resolved lazily, name by name."""
+
+    __slots__ = ("sched", "frame", "node_id", "error", "extra")
+
+    def __init__(self, sched: _Scheduler, frame: _Frame, node_id: str | None, error: Any = SCOPE_MISSING,
+                 extra: Mapping[str, Any] | None = None) -> None:
+        self.sched, self.frame, self.node_id, self.error, self.extra = sched, frame, node_id, error, extra
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self.extra and name in self.extra:
+            return self.extra[name]
+        if name in self.sched.run_scope:
+            return self.sched.run_scope[name]
+        if name == "error" and self.error is not SCOPE_MISSING:
+            return self.error
+        value = self.frame.lookup(name, self.node_id)
+        return default if value is SCOPE_MISSING else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name, SCOPE_MISSING)
+        if value is SCOPE_MISSING:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sched.run_scope)
+
+    def __len__(self) -> int:
+        return len(self.sched.run_scope)
+
+
+class _Exec:
+    """One node execution in progress."""
+
+    __slots__ = ("frame", "node", "key", "attempt", "index", "token", "state", "upstream", "pred",
+                 "started_at", "started_mono", "seq", "attempt_deadline", "inputs", "events", "secrets",
+                 "scope", "resumed")
+
+    def __init__(self, frame: _Frame, node: CompiledNode, key: str) -> None:
+        self.frame, self.node, self.key = frame, node, key
+        self.attempt = 1
+        self.seq = 0
+        self.attempt_deadline: float | None = None
+        self.state: dict[str, Any] | None = None
+        self.inputs: Any = None
+        self.events: list[EngineEvent] = []
+        self.secrets: list[str] = []
+        self.resumed = False
+        self.upstream: Any = None
+        self.pred: str | None = None
+        self.index = 0
+        self.token = ""
+        self.started_at: datetime | None = None
+        self.started_mono = 0.0
+        self.scope: _Scope | None = None
+
+
+class _Loop:
+    def __init__(self, ex: _Exec, items: list[Any], parallelism: int, on_item_error: str) -> None:
+        self.ex, self.items, self.parallelism, self.on_item_error = ex, items, parallelism, on_item_error
+        self.results: list[Any] = [None] * len(items)
+        self.next = 0
+        self.active = 0
+        self.failed: dict[str, Any] | None = None
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class _Scheduler:
+    def __init__(self, graph: CompiledGraph, ctx: RunContext) -> None:
+        self.graph, self.ctx, self.clock = graph, ctx, ctx.clock
+        self.values = RunValues(ctx.params, ctx.business_time, ctx.tz)
+        started = ctx.started_at or _utc(self.clock.now())
+        self.run_scope = {
+            "inputs": ctx.inputs,
+            "params": self.values.cel_params,
+            "run": {"id": ctx.run_id, "business_time": ctx.business_time.isoformat(),
+                    "started_at": started.isoformat()},
+        }
+        self.journal = {r.key: r for r in ctx.host.load()}
+        self.next_index = max((r.index for r in self.journal.values()), default=-1) + 1
+        self.records: list[NodeRecord] = []
+        self.events: list[EngineEvent] = []
+        self.ready: list[tuple[_Frame, str]] = []
+        self.done_q: queue.SimpleQueue[tuple[_Exec, int, Future[Any]]] = queue.SimpleQueue()
+        self.inflight: dict[_Exec, int] = {}
+        self.timers: list[tuple[float, int, _Exec]] = []
+        self.timer_seq = 0
+        self.pool: ThreadPoolExecutor | None = None
+        self.halt: str | None = None  # failed | stopped | timeout | waiting
+        self.halt_mono = 0.0
+        self.error: dict[str, Any] | None = None
+        self.rollback = False
+        self.completed: list[tuple[_Exec, Any]] = []
+        self.wakes: list[float | None] = []
+        self.secrets: set[str] = set()
+        self.steps = 0
+        self.top = _Frame(graph, "", None)
+
+    # -- main loop -------------------------------------------------------------------------------
+    def run(self) -> RunOutcome:
+        for entry in self.graph.entries:
+            self.ready.append((self.top, entry))
+        try:
+            while True:
+                self.check_halt()
+                progressed = False
+                if self.halt is None:
+                    batch, self.ready = self.ready, []
+                    for frame, node_id in batch:
+                        if frame.failed is None:
+                            self.begin(frame, node_id)
+                            progressed = True
+                    self.begin_inline_successors()
+                    if self.records or self.events:
+                        progressed = True
+                progressed = self.drain(block=not progressed) or progressed
+                self.fire_timers()
+                if self.halt in ("stopped", "timeout") and self.inflight and \
+                        self.clock.monotonic() - self.halt_mono > STOP_GRACE:
+                    for ex in list(self.inflight):
+                        self.finish_stopped(ex)
+                if self.records or self.events:
+                    self.commit()
+                if not self.inflight and not self.timers and (self.halt is not None or not self.ready):
+                    break
+            if self.halt == "failed" and self.rollback:
+                self.run_rollback()
+                if self.records or self.events:
+                    self.commit()
+            return self.outcome()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def begin_inline_successors(self) -> None:
+        """Run ready inline nodes (start, end, condition, transform: pure, fast, no side effects) in
+        the step that made them ready, so a chain of them costs one commit instead of one each.
+        Nodes with effects (http, delay, loop, workflow, ...) still start only after the results they
+        depend on are committed; a crash before this step's commit re-runs only pure nodes, which
+        compute the same result again."""
+        while (self.ready and self.halt is None and len(self.records) < INLINE_BATCH
+               and all(frame.topo.nodes[node_id].inline for frame, node_id in self.ready)):
+            batch, self.ready = self.ready, []
+            for frame, node_id in batch:
+                if frame.failed is None:
+                    self.begin(frame, node_id)
+
+    def commit(self) -> None:
+        records, events = self.records, self.events
+        self.records, self.events = [], []
+        self.steps += 1
+        self.ctx.host.commit(records, events)
+
+    def check_halt(self) -> None:
+        if self.halt in ("stopped", "timeout", "failed"):
+            return
+        if self.ctx.stop.is_set():
+            self.set_halt("stopped", {"code": "stopped", "message": "the run was stopped"})
+        elif self.ctx.deadline is not None and self.clock.now() >= self.ctx.deadline:
+            self.set_halt("timeout", {"code": "timeout", "message": "the run passed its deadline"})
+
+    def set_halt(self, status: str, error: dict[str, Any] | None) -> None:
+        if self.halt in ("stopped", "timeout", "failed"):
+            return
+        self.halt, self.error, self.halt_mono = status, error, self.clock.monotonic()
+        if status in ("stopped", "timeout"):
+            for _, _, ex in self.timers:
+                self.record(ex, "stopped", error=error)
+            self.timers.clear()
+
+    def drain(self, block: bool) -> bool:
+        got = False
+        if block and self.inflight:
+            timeout = TICK
+            now = self.clock.monotonic()
+            if self.timers:
+                timeout = min(timeout, max(0.0, self.timers[0][0] - now))
+            try:
+                item = self.done_q.get(timeout=timeout)
+                self.collect(*item)
+                got = True
+            except queue.Empty:
+                pass
+        elif block and self.timers:
+            delay = min(TICK, max(0.0, self.timers[0][0] - self.clock.monotonic()))
+            self.ctx.stop.wait(delay)
+        while True:
+            try:
+                item = self.done_q.get_nowait()
+            except queue.Empty:
+                break
+            self.collect(*item)
+            got = True
+        now = self.clock.monotonic()
+        for ex in [e for e in self.inflight if e.attempt_deadline is not None and now >= e.attempt_deadline]:
+            self.inflight.pop(ex)
+            ex.seq += 1  # the late result of the abandoned attempt is ignored
+            ex.frame.running -= 1
+            self.on_failure(ex, NodeTimeout(f"attempt {ex.attempt} timed out after {ex.node.timeout:g} s"))
+            got = True
+        return got
+
+    def collect(self, ex: _Exec, seq: int, fut: Future[Any]) -> None:
+        if self.inflight.get(ex) != seq or ex.seq != seq:
+            return
+        del self.inflight[ex]
+        ex.frame.running -= 1
+        exc = fut.exception()
+        self.handle(ex, fut.result() if exc is None else exc)
+
+    def fire_timers(self) -> None:
+        now = self.clock.monotonic()
+        while self.timers and self.timers[0][0] <= now and self.halt is None:
+            _, _, ex = heapq.heappop(self.timers)
+            ex.frame.running -= 1
+            ex.attempt += 1
+            self.attempt(ex)
+
+    # -- starting nodes ---------------------------------------------------------------------------
+    def begin(self, frame: _Frame, node_id: str) -> None:
+        node = frame.topo.nodes[node_id]
+        key = frame.prefix + node_id
+        preds = list(dict.fromkeys(frame.live_preds[node_id]))
+        journaled = self.journal.get(key)
+        if journaled is not None and journaled.status in TERMINAL_STATUSES:
+            if journaled.status == "skipped" and node.run != "skip":
+                self.complete(frame, node_id, None, None, skipped=True)
+                return
+            if journaled.status == "succeeded" and node.compensate is not None:
+                ex = _Exec(frame, node, key)
+                ex.index = journaled.index
+                self.completed.append((ex, journaled.output))
+            if journaled.port == "error":
+                frame.errors[node_id] = (journaled.output or {}).get("error")
+            if journaled.status == "failed" and journaled.port is None and node.on_error not in ("continue",):
+                self.fail(frame, journaled.error or {"code": "node_error", "message": "failed"}, node)
+                return
+            self.complete(frame, node_id, journaled.port, journaled.output)
+            return
+        ex = _Exec(frame, node, key)
+        ex.pred = preds[0] if preds else None
+        if len(frame.topo.preds[node_id]) > 1:
+            ex.upstream = {p: frame.outputs.get(p) for p in preds}
+        else:
+            ex.upstream = frame.outputs.get(preds[0]) if preds else None
+        ex.token = receipt_token(self.ctx.token_secret, self.ctx.run_id, key)
+        now = self.clock.now()
+        ex.started_at, ex.started_mono = _utc(now), self.clock.monotonic()
+        if journaled is not None:
+            ex.index, ex.attempt = journaled.index, journaled.attempt
+            if journaled.status == "waiting":
+                ex.resumed = True
+                state = journaled.state or {}
+                if "_retry_attempt" in state:
+                    ex.attempt = state["_retry_attempt"]
+                else:
+                    ex.state = state
+        else:
+            ex.index = self.next_index
+            self.next_index += 1
+        ex.scope = _Scope(self, frame, node_id, self.error_for(frame, node_id))
+        if node.run == "skip":
+            self.record(ex, "skipped")
+            self.complete(frame, node_id, None, None)
+            return
+        if not ex.resumed:
+            self.event("node_started", ex, status="running")
+        if node.type == "loop":
+            self.start_loop(ex)
+            return
+        self.attempt(ex)
+
+    def error_for(self, frame: _Frame, node_id: str) -> Any:
+        for src in frame.topo.error_sources.get(node_id, ()):
+            if src in frame.errors:
+                return frame.errors[src]
+        return SCOPE_MISSING
+
+    def attempt(self, ex: _Exec) -> None:
+        node = ex.node
+        try:
+            ex.inputs = resolve_value(node.config, ex.scope, self.values, node.static_ids)
+        except ValueError_ as exc:
+            self.on_failure(ex, NodeError(f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}",
+                                          code="expression_error"))
+            return
+        ctx = self.node_context(ex)
+        if node.inline:
+            try:
+                result: Any = node.node_type.run(ctx)
+            except Exception as exc:  # every failure becomes a node outcome
+                result = exc
+            self.handle(ex, result)
+            return
+        if ex.attempt == 1 or ex.resumed:
+            self.record(ex, "running")
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=self.ctx.max_workers, thread_name_prefix="weft-node")
+        ex.seq += 1
+        seq = ex.seq
+        self.inflight[ex] = seq
+        ex.frame.running += 1
+        timed = node.timeout and not node.node_type.self_timed
+        ex.attempt_deadline = self.clock.monotonic() + node.timeout if timed else None
+        fut = self.pool.submit(node.node_type.run, ctx)
+        fut.add_done_callback(lambda f, ex=ex, seq=seq: self.done_q.put((ex, seq, f)))
+
+    def node_context(self, ex: _Exec, config: Any = None) -> NodeContext:
+        node, scope = ex.node, ex.scope
+        resolved = ex.inputs
+        raw = node.config if config is None else config
+
+        def resolve(value: Any, path: list[Any] | None = None) -> Any:
+            if config is None:
+                if value is raw:
+                    return resolved
+                if path:
+                    # A part of the config at ``path`` was already resolved before the node ran.
+                    found_raw, found = raw, resolved
+                    try:
+                        for part in path:
+                            found_raw, found = found_raw[part], found[part]
+                    except (KeyError, IndexError, TypeError):
+                        found_raw = None
+                    if found_raw is value:
+                        return found
+            try:
+                return resolve_value(value, scope, self.values, node.static_ids, list(path or []))
+            except ValueError_ as exc:
+                raise NodeError(f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}",
+                                code="expression_error") from None
+
+        def evaluate_expr(expr: str, names: Mapping[str, Any]) -> Any:
+            try:
+                source = self.values.expand(expr)
+                value_scope = _Scope(self, ex.frame, node.id, scope.error, names) if names else scope
+                return evaluate(compile_expr(source), value_scope)
+            except (CelError, MacroError, ParamError) as exc:
+                raise NodeError(str(exc), code="expression_error") from None
+
+        return NodeContext(
+            run_id=self.ctx.run_id, node_id=node.id, node_type=node.type, config=raw, scope=scope,
+            receipt_token=ex.token, attempt=ex.attempt, resolve=resolve, evaluate=evaluate_expr,
+            wait=self.make_wait(), emit=lambda t, d: ex.events.append(EngineEvent(t, d)),
+            services=self.ctx.services, state=ex.state, timeout=node.timeout, secrets=ex.secrets,
+            upstream=ex.upstream, key=ex.key, title=node.title, now=self.clock.now)
+
+    def make_wait(self) -> Any:
+        ctx, clock = self.ctx, self.clock
+
+        def wait(seconds: float, state: dict[str, Any] | None = None) -> None:
+            if ctx.can_park and seconds > ctx.park_threshold:
+                raise Park(wake_at=clock.now() + seconds, state=state or {})
+            end = clock.monotonic() + seconds
+            while True:
+                if ctx.stop.is_set() or self.halt == "stopped":
+                    raise RunStopped()
+                if self.halt == "timeout" or (ctx.deadline is not None and clock.now() >= ctx.deadline):
+                    raise RunDeadlineExceeded()
+                remaining = end - clock.monotonic()
+                if remaining <= 0:
+                    return
+                tick = min(remaining, 0.2)
+                if ctx.deadline is not None:
+                    tick = max(0.0, min(tick, ctx.deadline - clock.now()))
+                ctx.stop.wait(tick)
+
+        return wait
+
+    # -- outcomes ---------------------------------------------------------------------------------
+    def handle(self, ex: _Exec, result: Any) -> None:
+        if ex.secrets:
+            self.secrets.update(s for s in ex.secrets if s)
+        if isinstance(result, NodeResult):
+            self.events.extend(ex.events)
+            ex.events = []
+            output = self.redact(result.output)
+            self.record(ex, "succeeded", port=result.port, output=output, process_data=result.process_data)
+            if ex.node.compensate is not None:
+                self.completed.append((ex, result.output))
+            self.complete(ex.frame, ex.node.id, result.port, result.output)
+        elif isinstance(result, Park):
+            if not self.ctx.can_park:
+                self.on_failure(ex, NodeError("this run cannot wait durably", code="cannot_park"))
+                return
+            self.record(ex, "waiting", state=result.state, wake_at=result.wake_at)
+            self.wakes.append(result.wake_at)
+            if self.halt is None:
+                self.halt = "waiting"
+        elif isinstance(result, RunStopped):
+            self.record(ex, "stopped", error={"code": "stopped", "message": "the run was stopped"})
+            self.set_halt("stopped", {"code": "stopped", "message": "the run was stopped"})
+        elif isinstance(result, RunDeadlineExceeded):
+            err = {"code": "timeout", "message": "the run passed its deadline"}
+            self.record(ex, "stopped", error=err)
+            self.set_halt("timeout", err)
+        elif isinstance(result, NodeError):
+            self.on_failure(ex, result)
+        else:
+            self.on_failure(ex, NodeError(f"{type(result).__name__}: {result}", code="internal_error"))
+
+    def finish_stopped(self, ex: _Exec) -> None:
+        self.inflight.pop(ex, None)
+        ex.seq += 1
+        ex.frame.running -= 1
+        self.record(ex, "stopped", error=self.error)
+
+    def retry_delay(self, ex: _Exec, err: NodeError) -> float | None:
+        policy = ex.node.retry if ex.node.type != "loop" else None
+        if not policy or not err.retryable or ex.attempt > int(policy.get("count", 0)):
+            return None
+        interval = float(policy.get("interval", 0))
+        backoff = policy.get("backoff", "fixed")
+        if backoff == "exponential":
+            interval *= 2 ** (ex.attempt - 1)
+        elif backoff == "random":
+            interval = random.uniform(0, interval * 2 ** (ex.attempt - 1))
+        if policy.get("max_interval") is not None:
+            interval = min(interval, float(policy["max_interval"]))
+        if err.retry_after is not None and err.retry_after > interval:
+            interval = float(err.retry_after)
+        return interval
+
+    def on_failure(self, ex: _Exec, err: NodeError) -> None:
+        self.events.extend(ex.events)
+        ex.events = []
+        error = self.redact(err.as_dict())
+        delay = self.retry_delay(ex, err)
+        if delay is not None and self.halt in (None, "waiting"):
+            self.event("node_retry", ex, status="retry", error=error, retry_index=ex.attempt,
+                       extra={"retry_interval": delay})
+            if self.ctx.can_park and (delay > self.ctx.park_threshold or self.halt == "waiting"):
+                wake = self.clock.now() + delay
+                self.record(ex, "waiting", error=error, state={"_retry_attempt": ex.attempt + 1}, wake_at=wake)
+                self.wakes.append(wake)
+                self.halt = self.halt or "waiting"
+                return
+            self.timer_seq += 1
+            heapq.heappush(self.timers, (self.clock.monotonic() + delay, self.timer_seq, ex))
+            ex.frame.running += 1
+            return
+        mode = ex.node.on_error
+        if mode in ("continue", "branch"):
+            port = "error" if mode == "branch" else None
+            output = {"error": error}
+            self.record(ex, "failed", port=port, output=output, error=error)
+            if mode == "branch":
+                ex.frame.errors[ex.node.id] = error
+            self.complete(ex.frame, ex.node.id, port, output)
+            return
+        self.record(ex, "failed", error=error)
+        if mode == "rollback" and ex.frame is self.top:
+            self.rollback = True
+        self.fail(ex.frame, error, ex.node)
+
+    def fail(self, frame: _Frame, error: dict[str, Any], node: CompiledNode) -> None:
+        if frame is self.top:
+            if node.on_error == "rollback":
+                self.rollback = True
+            self.set_halt("failed", {**error, "node_id": node.id})
+            return
+        if frame.failed is None:
+            frame.failed = {**error, "node_id": node.id}
+        self.maybe_frame_done(frame)
+
+    def complete(self, frame: _Frame, node_id: str, port: str | None, output: Any, skipped: bool = False) -> None:
+        if not skipped:
+            frame.outputs[node_id] = output
+        frame.remaining -= 1
+        topo = frame.topo
+        for eport, targets in topo.succ[node_id].items():
+            live = not skipped and eport == port
+            if live and len(targets) > 1 and (node_id, eport) in topo.branches:
+                parallel_id = frame.prefix + node_id
+                for target, members in topo.branches[(node_id, eport)]:
+                    branch = [parallel_id, target, set(members)]
+                    frame.branches.append(branch)
+                    for member in members:
+                        frame.branch_of.setdefault(member, []).append(branch)
+                    self.events.append(EngineEvent("parallel_branch_started", {
+                        "parallel_id": parallel_id, "parallel_start_node_id": target,
+                        "parent_parallel_id": None, "created_at": _utc(self.clock.now()).isoformat()}))
+            for target in targets:
+                frame.pending_in[target] -= 1
+                if live:
+                    frame.live_preds[target].append(node_id)
+                if frame.pending_in[target] == 0:
+                    if frame.live_preds[target]:
+                        self.ready.append((frame, target))
+                    else:
+                        self.skip(frame, target)
+        if frame.branches:
+            for branch in frame.branch_of.pop(node_id, ()):
+                branch[2].discard(node_id)
+                if not branch[2]:
+                    frame.branches.remove(branch)
+                    self.events.append(EngineEvent("parallel_branch_finished", {
+                        "parallel_id": branch[0], "parallel_start_node_id": branch[1],
+                        "status": "succeeded", "finished_at": _utc(self.clock.now()).isoformat()}))
+        self.maybe_frame_done(frame)
+
+    def skip(self, frame: _Frame, node_id: str) -> None:
+        key = frame.prefix + node_id
+        if key not in self.journal:
+            node = frame.topo.nodes[node_id]
+            ex = _Exec(frame, node, key)
+            ex.index, ex.pred = self.next_index, None
+            self.next_index += 1
+            ex.token = receipt_token(self.ctx.token_secret, self.ctx.run_id, key)
+            ex.started_at, ex.started_mono = _utc(self.clock.now()), self.clock.monotonic()
+            self.record(ex, "skipped")
+        self.complete(frame, node_id, None, None, skipped=True)
+
+    def maybe_frame_done(self, frame: _Frame) -> None:
+        if frame.closed or frame.loop is None:
+            return
+        if frame.remaining == 0 or (frame.failed is not None and frame.running == 0 and
+                                    not any(f is frame for f, _ in self.inflight_frames())):
+            frame.closed = True
+            self.item_done(frame)
+
+    def inflight_frames(self) -> list[tuple[_Frame, _Exec]]:
+        return [(ex.frame, ex) for ex in self.inflight]
+
+    # -- loops ------------------------------------------------------------------------------------
+    def start_loop(self, ex: _Exec) -> None:
+        config = ex.node.config
+        try:
+            items = resolve_value(config.get("items"), ex.scope, self.values, ex.node.static_ids, ["items"])
+        except ValueError_ as exc:
+            self.on_failure(ex, NodeError(f"nodes.{ex.node.id}.config.{format_path(exc.path)}: {exc.message}",
+                                          code="expression_error"))
+            return
+        if not isinstance(items, list):
+            self.on_failure(ex, NodeError(f"nodes.{ex.node.id}.config.items: must be a list, got "
+                                          f"{type(items).__name__}", code="expression_error"))
+            return
+        ex.inputs = {"items": items}
+        self.record(ex, "running")
+        loop = _Loop(ex, items, int(config.get("parallelism", 1)), config.get("on_item_error", "fail"))
+        self.event("iteration_started", ex, status="running", extra={"iteration_id": ex.key})
+        if not items:
+            self.finish_loop(loop)
+            return
+        while loop.active < loop.parallelism and loop.next < len(items):
+            self.launch_item(loop)
+
+    def launch_item(self, loop: _Loop) -> None:
+        i = loop.next
+        loop.next += 1
+        loop.active += 1
+        ex = loop.ex
+        body = ex.node.body
+        assert body is not None
+        frame = _Frame(body, f"{ex.key}[{i}].", ex.frame, loop, i, loop.items[i])
+        self.events.append(EngineEvent("iteration_next", self.base_data(ex) | {
+            "iteration_id": ex.key, "iteration_index": i, "index": i}))
+        for entry in body.entries:
+            self.ready.append((frame, entry))
+
+    def item_done(self, frame: _Frame) -> None:
+        loop = frame.loop
+        assert loop is not None
+        i = frame.index or 0
+        if frame.failed is not None:
+            if loop.on_item_error == "continue":
+                loop.results[i] = {"error": frame.failed}
+            elif loop.failed is None:
+                loop.failed = frame.failed
+        else:
+            node = loop.ex.node
+            try:
+                if "output" in node.config:
+                    loop.results[i] = resolve_value(node.config["output"], _Scope(self, frame, None), self.values,
+                                                    node.static_ids, ["output"])
+                else:
+                    sinks = frame.topo.sinks
+                    loop.results[i] = frame.outputs.get(sinks[0]) if len(sinks) == 1 else \
+                        {s: frame.outputs.get(s) for s in sinks}
+            except ValueError_ as exc:
+                message = f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}"
+                if loop.on_item_error == "continue":
+                    loop.results[i] = {"error": {"code": "expression_error", "message": message}}
+                elif loop.failed is None:
+                    loop.failed = {"code": "expression_error", "message": message}
+        loop.active -= 1
+        if loop.failed is None and loop.next < len(loop.items):
+            self.launch_item(loop)
+        elif loop.active == 0 and (loop.failed is not None or loop.next >= len(loop.items)):
+            self.finish_loop(loop)
+
+    def finish_loop(self, loop: _Loop) -> None:
+        ex = loop.ex
+        if loop.failed is not None:
+            self.event("iteration_completed", ex, status="failed", error=loop.failed,
+                       extra={"iteration_id": ex.key})
+            self.on_failure(ex, NodeError(f"loop item failed: {loop.failed.get('message')}",
+                                          code="loop_item_failed", detail=loop.failed))
+            return
+        self.event("iteration_completed", ex, status="succeeded", outputs=loop.results,
+                   extra={"iteration_id": ex.key})
+        self.handle(ex, NodeResult(output=loop.results))
+
+    # -- rollback ---------------------------------------------------------------------------------
+    def run_rollback(self) -> None:
+        done = []
+        for ex, output in sorted(self.completed, key=lambda c: c[0].index, reverse=True):
+            key = ex.key + "#compensate"
+            comp = _Exec(ex.frame, ex.node, key)
+            comp.index, comp.pred, comp.attempt = self.next_index, ex.node.id, 1
+            self.next_index += 1
+            comp.token = receipt_token(self.ctx.token_secret, self.ctx.run_id, key)
+            comp.started_at, comp.started_mono = _utc(self.clock.now()), self.clock.monotonic()
+            comp.scope = _Scope(self, ex.frame, ex.node.id, SCOPE_MISSING, {ex.node.id: output})
+            try:
+                comp.inputs = resolve_value(ex.node.compensate, comp.scope, self.values)
+                nctx = self.node_context(comp, config=ex.node.compensate)
+                ex.node.node_type.compensate(nctx, output)
+                self.record(comp, "succeeded", process_data={"compensation_of": ex.key})
+                done.append(ex.node.id)
+            except Exception as exc:  # a failed compensation is recorded; the others still run
+                err = exc.as_dict() if isinstance(exc, NodeError) else {"code": "internal_error", "message": str(exc)}
+                self.record(comp, "failed", error=self.redact(err), process_data={"compensation_of": ex.key})
+        if self.error is not None:
+            self.error = {**self.error, "compensated": done}
+
+    # -- records and events -----------------------------------------------------------------------
+    def redact(self, value: Any) -> Any:
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            for secret in self.secrets:
+                if secret in value:
+                    value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {k: self.redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        return value
+
+    def record(self, ex: _Exec, status: str, *, port: str | None = None, output: Any = None,
+               error: dict[str, Any] | None = None, process_data: dict[str, Any] | None = None,
+               state: dict[str, Any] | None = None, wake_at: float | None = None) -> None:
+        frame = ex.frame
+        final = status not in ("running",)
+        finished = _utc(self.clock.now()) if final else None
+        elapsed = self.clock.monotonic() - ex.started_mono if final else 0.0
+        inputs = self.redact(ex.inputs)
+        self.records.append(NodeRecord(
+            key=ex.key, node_id=ex.node.id, node_type=ex.node.type, title=ex.node.title, status=status,
+            index=ex.index, attempt=ex.attempt, port=port, inputs=inputs, output=output, error=error,
+            process_data=process_data, started_at=ex.started_at, finished_at=finished, elapsed=elapsed,
+            predecessor_node_id=ex.pred,
+            loop_key=frame.loop.ex.key if frame.loop else None, iteration_index=frame.index,
+            receipt_token=ex.token, state=state, wake_at=wake_at))
+        if status in ("succeeded", "failed", "stopped") or (status == "skipped" and ex.node.run == "skip"):
+            # nodes skipped because no branch reached them are recorded but not announced
+            self.event("node_finished", ex, status=status, outputs=output, error=error,
+                       process_data=process_data, elapsed=elapsed, finished_at=finished, port=port)
+
+    def base_data(self, ex: _Exec) -> dict[str, Any]:
+        frame = ex.frame
+        branches = frame.branch_of.get(ex.node.id)
+        branch = branches[0] if branches else None
+        return {
+            "id": ex.key, "key": ex.key, "node_id": ex.node.id, "node_type": ex.node.type,
+            "title": ex.node.title, "index": ex.index, "predecessor_node_id": ex.pred,
+            "iteration_id": frame.loop.ex.key if frame.loop else None, "iteration_index": frame.index,
+            "parallel_id": branch[0] if branch else None,
+            "parallel_start_node_id": branch[1] if branch else None,
+        }
+
+    def event(self, etype: str, ex: _Exec, *, status: str, outputs: Any = None, error: Any = None,
+              process_data: Any = None, elapsed: float = 0.0, finished_at: datetime | None = None,
+              retry_index: int | None = None, port: str | None = None,
+              extra: dict[str, Any] | None = None) -> None:
+        data = self.base_data(ex)
+        data.update({
+            "inputs": self.redact(ex.inputs), "outputs": self.redact(outputs), "process_data": process_data,
+            "status": status, "error": error, "elapsed_time": elapsed, "port": port,
+            "created_at": ex.started_at.isoformat() if ex.started_at else None,
+            "finished_at": finished_at.isoformat() if finished_at else None,
+            "attempt": ex.attempt, "retry_index": retry_index,
+        })
+        if extra:
+            data.update(extra)
+        self.events.append(EngineEvent(etype, data))
+
+    def outcome(self) -> RunOutcome:
+        outputs: dict[str, Any] = {}
+        for end_id in self.graph.end_ids:
+            value = self.top.outputs.get(end_id)
+            if isinstance(value, dict):
+                outputs.update(value)
+        outputs = self.redact(outputs)
+        status = self.halt or "succeeded"
+        if status == "waiting":
+            wakes = [w for w in self.wakes if w is not None]
+            return RunOutcome("waiting", {}, None, min(wakes) if wakes else None, self.steps)
+        problems: list[dict[str, str]] = []
+        if status == "succeeded" and self.graph.outputs:
+            from workflows.engine.graph import _schema_errors
+
+            problems = _schema_errors(outputs_json_schema({"outputs": self.graph.outputs}), outputs, "/outputs")
+        return RunOutcome(status, outputs if status == "succeeded" else outputs, self.error
+                          if status != "succeeded" else None, None, self.steps, problems)
+
+
+def run_graph(compiled: CompiledGraph, ctx: RunContext) -> RunOutcome:
+    """Runs (or resumes, from ``ctx.host.load()``) one run of ``compiled``."""
+    return _Scheduler(compiled, ctx).run()
