@@ -1,0 +1,1 @@
+"""Apps, workflows, published versions, triggers; the management API and editor pages."""

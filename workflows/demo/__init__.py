@@ -1,0 +1,79 @@
+"""The demo team: a user, a team, an app with published example workflows, and tokens.
+
+``demo_load`` is idempotent: it creates what is missing and republishes nothing that exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ALL_SCOPES, ApiToken, GlobalParameter, Membership, Team
+from accounts.services import team_create, token_create, user_get_or_create
+from workflows.models import App, Trigger, Workflow
+from workflows.services import app_create, workflow_create, workflow_publish
+from workflows.triggers import trigger_create
+
+DEMO_EMAIL = "demo@weft.local"
+DEMO_PASSWORD = "weft-demo-1"
+DEMO_TEAM = "demo"
+DEMO_APP = "Order desk"
+HERE = Path(__file__).parent
+
+DEMO_WORKFLOWS = [
+    ("Order notification", "Seed 001's example: amount > 1000 → mask PII and notify the risk team; "
+     "else format and send an email. Both actions call the platform's /demo endpoints.", "order_notification.json"),
+    ("Order router", "Parallel enrichment joined, then a condition routes high-risk orders.", "order_router.json"),
+]
+
+
+def _graph(filename: str) -> dict[str, Any]:
+    return json.loads((HERE / filename).read_text())
+
+
+@transaction.atomic
+def demo_load(*, base_url: str | None = None) -> dict[str, Any]:
+    """Create the demo team, app and published workflows when missing; issue fresh demo tokens
+    (secrets are never stored, so a new token is made at every start and the previous revoked)."""
+    user, _ = user_get_or_create(email=DEMO_EMAIL)
+    if not user.has_usable_password():
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    team = Team.objects.filter(slug=DEMO_TEAM).first()
+    if team is None:
+        team = team_create(name="Demo team", slug=DEMO_TEAM, owner=user)
+    elif not Membership.objects.filter(team=team, user=user).exists():
+        Membership.objects.create(team=team, user=user, role="owner")
+    # The demo's HTTP nodes call this platform's own /demo endpoints.
+    GlobalParameter.objects.update_or_create(
+        team=team, name="demo_base_url", defaults={"value": (base_url or settings.WEFT_PUBLIC_URL).rstrip("/")}
+    )
+    app = App.objects.filter(team=team, name=DEMO_APP).first() or app_create(
+        team=team, name=DEMO_APP, description="Example workflows of the order desk.", tags=["demo"], created_by=user
+    )
+    hooks: dict[str, str] = {}
+    for name, description, filename in DEMO_WORKFLOWS:
+        workflow = Workflow.objects.filter(app=app, name=name).first()
+        if workflow is None:
+            workflow = workflow_create(team=team, app=app, name=name, description=description,
+                                       graph=_graph(filename), created_by=user)
+        if workflow.active_version_id is None:
+            workflow_publish(team=team, workflow=workflow, published_by=user)
+        if filename == "order_notification.json":
+            # Seed 001's example starts from a webhook: an unsigned demo hook anyone on this machine can call.
+            trigger = Trigger.objects.filter(team=team, workflow=workflow, kind="webhook").first() or trigger_create(
+                team=team, workflow=workflow, kind="webhook", name="Order webhook", signed=False
+            )
+            hooks[name] = f"/hooks/{trigger.key}"
+    ApiToken.objects.filter(team=team, name__in=["demo", "demo-app"], revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    _, team_token = token_create(team=team, name="demo", scopes=list(ALL_SCOPES), created_by=user)
+    _, app_token = token_create(team=team, name="demo-app", scopes=["run", "read"], app=app, created_by=user)
+    return {"team": team.slug, "login": DEMO_EMAIL, "password": DEMO_PASSWORD, "token": team_token,
+            "appToken": app_token, "app": str(app.pk), "hooks": hooks}
