@@ -1,0 +1,284 @@
+"""Native run API (``/api/v1/``): start (blocking or async), read, list, stop, replay, follow a run's
+events (SSE, ``runs.sse``) and the token webhook trigger.
+
+Views are thin: parse input, call a service or selector with the request's team, answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiToken
+from accounts.permissions import request_team
+from config.errors import InvalidInput
+from runs import selectors, services
+from runs.executor import run_execute
+from runs.models import RunMode, RunStatus
+from runs.representations import run_dict
+from runs.sse import EventStreamRenderer, RunFollower, sse_frame, sse_response, sse_stream
+from workflows.selectors import workflow_get
+
+
+def request_token(request: Request) -> ApiToken | None:
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def request_user(request: Request) -> Any:
+    user = request.user
+    return user if getattr(user, "pk", None) is not None else None
+
+
+def run_enqueue(run_id: Any) -> None:
+    """Queue an async run for a django-q2 worker once the run row is committed."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task("runs.tasks.run_task", str(run_id), task_name=f"run:{run_id}"[:100]))
+
+
+class NodeRunOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    key = serializers.CharField()
+    nodeId = serializers.CharField()
+    nodeType = serializers.CharField()
+    title = serializers.CharField()
+    index = serializers.IntegerField()
+    predecessorNodeId = serializers.CharField(allow_null=True)
+    iterationId = serializers.CharField(allow_null=True)
+    iterationIndex = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(choices=["running", "succeeded", "failed", "skipped", "stopped", "waiting"])
+    attempt = serializers.IntegerField()
+    port = serializers.CharField(allow_null=True)
+    inputs = serializers.JSONField(allow_null=True)
+    outputs = serializers.JSONField(allow_null=True)
+    error = serializers.JSONField(allow_null=True)
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    elapsedTime = serializers.FloatField()
+
+
+class RunOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    taskId = serializers.UUIDField()
+    appId = serializers.UUIDField()
+    workflowId = serializers.UUIDField()
+    versionId = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=RunStatus.values)
+    mode = serializers.ChoiceField(choices=RunMode.values)
+    dialect = serializers.CharField()
+    trigger = serializers.CharField()
+    user = serializers.CharField()
+    inputs = serializers.JSONField()
+    outputs = serializers.JSONField(allow_null=True)
+    error = serializers.JSONField(allow_null=True)
+    totalSteps = serializers.IntegerField()
+    claimCount = serializers.IntegerField()
+    businessTime = serializers.DateTimeField()
+    createdAt = serializers.DateTimeField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    deadline = serializers.DateTimeField()
+    elapsedTime = serializers.FloatField(allow_null=True)
+    parentRunId = serializers.UUIDField(allow_null=True)
+    replayOfId = serializers.UUIDField(allow_null=True)
+    nodeRuns = NodeRunOut(many=True, required=False)
+
+
+class RunStartIn(serializers.Serializer):
+    workflowId = serializers.UUIDField()
+    params = serializers.DictField(required=False, default=dict)
+    mode = serializers.ChoiceField(choices=["blocking", "async"], default="blocking")
+    user = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+RunAccepted = inline_serializer("RunAccepted", {"runId": serializers.UUIDField(), "status": serializers.CharField()})
+
+
+def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode: str, dialect: str,
+                           trigger: str = "api", user: str = "", claim: bool = False) -> Any:
+    return services.run_create(
+        team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, dialect=dialect, trigger=trigger,
+        user=user, token=request_token(request), created_by=request_user(request), claim=claim,
+    )
+
+
+class RunStartApi(APIView):
+    required_scopes = "run"
+
+    @extend_schema(operation_id="runs_start", tags=["runs"], request=RunStartIn,
+                   responses={200: RunOut, 202: RunAccepted},
+                   description="Start a run of the workflow's active version. `blocking` answers with the finished "
+                               "run; `async` answers 202 at once and a worker executes it.")
+    def post(self, request: Request) -> Response:
+        data = RunStartIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        team = request_team(request)
+        try:
+            workflow = workflow_get(team=team, id=data.validated_data["workflowId"])
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                raise InvalidInput("Unknown workflow.", errors=[{"path": "/workflowId", "message": "no such workflow"}]) from None
+            raise
+        mode = data.validated_data["mode"]
+        blocking = mode != "async"
+        run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["params"],
+                                     mode=RunMode.BLOCKING if blocking else RunMode.ASYNC, dialect="native",
+                                     user=data.validated_data["user"], claim=blocking)
+        if not blocking:
+            run_enqueue(run.pk)
+            return Response({"runId": str(run.pk), "status": run.status}, status=202)
+        finished = run_execute(run.pk, claimed=run) or selectors.run_get(team=team, id=run.pk)
+        return Response(run_dict(finished, list(selectors.node_runs(run=finished))))
+
+
+class RunListApi(APIView):
+    required_scopes = "read"
+
+    class FilterIn(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
+        cursor = serializers.CharField(required=False)
+        status = serializers.ChoiceField(choices=RunStatus.values, required=False)
+        workflowId = serializers.UUIDField(required=False)
+        appId = serializers.UUIDField(required=False)
+        trigger = serializers.CharField(required=False)
+        since = serializers.DateTimeField(required=False)
+
+    @extend_schema(operation_id="runs_list", tags=["runs"], parameters=[FilterIn],
+                   responses=inline_serializer("RunPage", {"data": RunOut(many=True), "nextCursor": serializers.CharField(allow_null=True)}))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        rows, next_cursor = selectors.run_list(
+            team=request_team(request), limit=f["limit"], cursor=f.get("cursor"), status=f.get("status"),
+            workflow_id=f.get("workflowId"), app_id=f.get("appId"), trigger=f.get("trigger"), since=f.get("since"),
+        )
+        return Response({"data": [run_dict(r) for r in rows], "nextCursor": next_cursor})
+
+
+class RunDetailApi(APIView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="runs_get", tags=["runs"], responses=RunOut)
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.run_get(team=request_team(request), id=run_id)
+        return Response(run_dict(run, list(selectors.node_runs(run=run))))
+
+
+class RunStopApi(APIView):
+    required_scopes = "run"
+
+    @extend_schema(operation_id="runs_stop", tags=["runs"], request=None, responses=RunOut,
+                   description="Request a stop: the run ends as `stopped` within a second.")
+    def post(self, request: Request, run_id: str) -> Response:
+        team = request_team(request)
+        run = services.run_stop(team=team, run=selectors.run_get(team=team, id=run_id))
+        return Response(run_dict(run))
+
+
+class RunReplayApi(APIView):
+    required_scopes = "run"
+
+    @extend_schema(operation_id="runs_replay", tags=["runs"], request=None, responses={202: RunAccepted},
+                   description="A new async run of the same workflow with the same inputs, linked to this one.")
+    def post(self, request: Request, run_id: str) -> Response:
+        team = request_team(request)
+        run = services.run_replay(team=team, run=selectors.run_get(team=team, id=run_id),
+                                  token=request_token(request), created_by=request_user(request))
+        run_enqueue(run.pk)
+        return Response({"runId": str(run.pk), "status": run.status}, status=202)
+
+
+
+class CallbackApi(APIView):
+    """The webhook URL handed to async HTTP steps; authenticated by its receipt token, not a token."""
+
+    public = True
+    authentication_classes: list = []
+    parser_classes: list = []
+
+    @extend_schema(operation_id="callbacks_receive", tags=["runs"], auth=[],
+                   request={"application/json": dict, "application/problem+json": dict},
+                   responses={200: inline_serializer("CallbackAccepted", {"accepted": serializers.BooleanField()})},
+                   description="Result of an async HTTP step: a JSON object (success) or application/problem+json "
+                               "(failure). The first callback wins; repeats get 200 with accepted=false.")
+    def post(self, request: Request, run_id: str, node_id: str, receipt_token: str) -> Response:
+        from runs.callbacks import callback_store
+
+        accepted = callback_store(run_id=run_id, node_id=node_id, token=receipt_token,
+                                  content_type=request.content_type or "", raw=request.body)
+        return Response({"accepted": accepted})
+
+
+# Streaming and triggers (issue 6) ---------------------------------------------------------------
+
+class RunEventOut(serializers.Serializer):
+    seq = serializers.IntegerField()
+    type = serializers.CharField()
+    data = serializers.JSONField()
+    createdAt = serializers.DateTimeField()
+
+
+def last_event_id(request: Request) -> int:
+    """Where a reader resumes: the ``Last-Event-ID`` header (an EventSource reconnecting) or ``?after=``."""
+    raw = request.META.get("HTTP_LAST_EVENT_ID") or request.query_params.get("after") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput("Last-Event-ID must be an event sequence number.",
+                           errors=[{"path": "/Last-Event-ID", "message": "not a non-negative integer"}])
+    return value
+
+
+class RunEventsApi(APIView):
+    required_scopes = "read"
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(
+        operation_id="runs_events", tags=["runs"],
+        parameters=[OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False,
+                                     description="Resume after this event sequence number"),
+                    OpenApiParameter("after", int, OpenApiParameter.QUERY, required=False,
+                                     description="The same as Last-Event-ID, for clients that cannot set headers")],
+        responses={(200, "text/event-stream"): OpenApiResponse(
+            RunEventOut, description="SSE: `id: <seq>`, `event: <type>`, `data: {seq, type, data, createdAt}`; the "
+                                     "log from Last-Event-ID on, then live; ends after `run_finished`; `: ping` "
+                                     "comments keep the connection open.")},
+        description="The run's event log from `Last-Event-ID` on, then its live events.")
+    def get(self, request: Request, run_id: str) -> Any:
+        run = selectors.run_get(team=request_team(request), id=run_id)
+        follower = RunFollower(run.pk, after=last_event_id(request))  # listener first, then the log
+
+        def frames(event: dict[str, Any]) -> list[bytes]:
+            return [sse_frame(event, event=event["type"], id=event["seq"])]
+
+        return sse_response(sse_stream(follower, frames=frames, ping=lambda: sse_frame(comment="ping")))
+
+
+class WorkflowTriggerIn(serializers.Serializer):
+    payload = serializers.DictField(required=False, default=dict, help_text="Becomes the run's inputs")
+
+
+class WorkflowTriggerApi(APIView):
+    required_scopes = "run"
+
+    @extend_schema(operation_id="workflows_trigger", tags=["runs"], request=WorkflowTriggerIn,
+                   responses={202: inline_serializer("TriggerAccepted", {"runId": serializers.UUIDField()})},
+                   description="Webhook trigger with a token: the payload becomes the inputs of an async run.")
+    def post(self, request: Request, workflow_id: str) -> Response:
+        workflow = workflow_get(team=request_team(request), id=workflow_id)
+        data = WorkflowTriggerIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["payload"],
+                                     mode=RunMode.ASYNC, dialect="native", trigger="webhook")
+        run_enqueue(run.pk)
+        return Response({"runId": str(run.pk)}, status=202)

@@ -1,0 +1,145 @@
+"""What the Dify-style and Coze-style views share: token-only authentication, the app a token
+runs, team-scoped (and app-scoped) run lookups, starting runs and streams.
+
+An app-bound token runs its app's entry workflow (its active version). A team token without an app
+can still read and stop its team's runs by id and run a workflow named in the path, but the
+endpoints that run or describe "the app" answer ``app_unavailable`` (see docs/api-decisions.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.authentication import ApiTokenAuthentication
+from accounts.models import ApiToken
+from accounts.permissions import request_team
+from accounts.selectors import row_get
+from config.errors import AppUnavailable, NotFound
+from runs import services
+from runs.apis import request_token, request_user
+from runs.executor import run_execute_in_thread
+from runs.models import Run, RunMode
+from runs.sse import EventStreamRenderer, RunFollower
+from workflows.models import App, Workflow, WorkflowVersion
+
+NO_APP_MESSAGE = ("This token is not bound to an app. Create an app token (POST /api/v1/tokens with appId) "
+                  "to call the app's run endpoints.")
+
+
+class DialectView(APIView):
+    """Token-only (these APIs are for programs, like Dify's and Coze's); SSE clients accepted."""
+
+    authentication_classes = [ApiTokenAuthentication]
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    required_scopes: Any = "run"
+
+
+def token_app(request: Request) -> App | None:
+    auth = getattr(request, "auth", None)
+    return auth.app if isinstance(auth, ApiToken) and auth.app_id else None
+
+
+def app_required(request: Request) -> App:
+    """The app of the request's app-bound token, enabled; ``AppUnavailable`` otherwise."""
+    app = token_app(request)
+    if app is None:
+        raise AppUnavailable(NO_APP_MESSAGE)
+    if not app.enabled:
+        raise AppUnavailable("The app is disabled.")
+    return app
+
+
+def app_entry_workflow(app: App) -> Workflow:
+    """The app's entry workflow with a published active version; ``AppUnavailable`` otherwise."""
+    workflow = (Workflow.objects.select_related("app", "active_version").filter(pk=app.entry_workflow_id, team_id=app.team_id)
+                .first() if app.entry_workflow_id else None)
+    if workflow is None:
+        raise AppUnavailable("The app has no entry workflow.")
+    if workflow.active_version_id is None:
+        raise AppUnavailable("The app's workflow has no published version.")
+    return workflow
+
+
+def request_workflow_version(request: Request, value: str) -> tuple[Workflow, WorkflowVersion | None]:
+    """A workflow named in a path: a published version id (that version) or a workflow id (its
+    active version), of the request's team and, for an app token, of its app. Else ``NotFound``."""
+    team = request_team(request)
+    app = token_app(request)
+    versions = WorkflowVersion.objects.filter(team=team).select_related("workflow", "workflow__app")
+    version = None
+    try:
+        version = versions.filter(pk=value).first()
+        workflow = version.workflow if version else Workflow.objects.select_related("app", "active_version").filter(
+            team=team, pk=value).first()
+    except Exception:  # a malformed id is a missing row
+        workflow = None
+    if workflow is None or (app is not None and workflow.app_id != app.pk):
+        raise NotFound("Workflow not found.")
+    return workflow, version
+
+
+def request_run(request: Request, value: Any, *, by: str = "any") -> Run:
+    """A run of the request's team (and the token's app) by id, task id or either (``by``)."""
+    qs = Run.objects.filter(team=request_team(request)).select_related("workflow", "app", "version")
+    app = token_app(request)
+    if app is not None:
+        qs = qs.filter(app=app)
+    text = str(value)
+    if by == "id":
+        return row_get(qs, "Run", pk=text)
+    if by == "task":
+        return row_get(qs, "Task", task_id=text)
+    try:
+        return qs.get(Q(pk=text) | Q(task_id=text))
+    except Exception:
+        raise NotFound("Task not found.") from None
+
+
+def run_start(request: Request, *, workflow: Workflow, inputs: Any, mode: str, dialect: str, user: str = "",
+              version: WorkflowVersion | None = None) -> Run:
+    """Validate and write a run for the request's team, token and user (nothing on bad input). Blocking
+    and streaming runs execute in this process right away, so they are written already claimed."""
+    return services.run_create(
+        team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, dialect=dialect, user=user,
+        token=request_token(request), created_by=request_user(request), version=version,
+        claim=mode in (RunMode.BLOCKING, RunMode.STREAMING),
+    )
+
+
+def stream_start(run: Run) -> RunFollower:
+    """Register the listener, then start the run on its own thread: no event can be missed, and a
+    client that goes away neither stops nor loses the run."""
+    follower = RunFollower(run.pk)
+    run_execute_in_thread(run.pk, claimed=run)
+    return follower
+
+
+def epoch_seconds(value: datetime | str | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return int(value.timestamp())
+
+
+def epoch_ms(value: datetime | str | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return int(value.timestamp() * 1000)
+
+
+def error_message(error: Any) -> str | None:
+    """A run's or node's error as one string (the dialects' ``error`` fields are strings)."""
+    if error is None:
+        return None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or error)
+    return str(error)

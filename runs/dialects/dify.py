@@ -1,0 +1,499 @@
+"""Dify-style workflow API (``/v1/``), as Dify's service API so that its SDKs work unchanged.
+
+Field names, the blocking body, the ``data: {json}\\n\\n`` stream with ``event: ping`` frames, and the
+error body ``{"code", "message", "status"}`` (plus ``params`` for ``invalid_param``) follow Dify's
+``controllers/service_api/app/workflow.py``, ``core/app/entities/task_entities.py`` and
+``libs/external_api.py``. Timestamps are Unix seconds. Dify's ``task_id`` is the run's ``task_id``,
+``workflow_run_id`` the run's id. Every view answers errors in Dify's body
+(``get_exception_handler``), 401 with ``WWW-Authenticate: Bearer realm="api"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.errors import InvalidInput
+from config.exceptions import error_normalize
+from runs import services
+from runs.dialects.common import (
+    DialectView,
+    app_entry_workflow,
+    app_required,
+    epoch_seconds,
+    error_message,
+    request_run,
+    request_workflow_version,
+    run_start,
+    stream_start,
+)
+from runs.executor import run_execute
+from runs.models import ACTIVE_STATUSES, Run, RunMode, RunStatus
+from runs.representations import elapsed_seconds
+from runs.sse import RunFollower, sse_frame, sse_response, sse_stream
+from workflows.models import App, Workflow, WorkflowVersion
+
+logger = logging.getLogger(__name__)
+
+TAG = "dify"
+
+# Native error code -> Dify's code (Dify derives codes from werkzeug exception names).
+_CODES = {
+    "invalid_input": "invalid_param",
+    "parse_error": "bad_request",
+    "not_authenticated": "unauthorized",
+    "authentication_failed": "unauthorized",
+    "permission_denied": "forbidden",
+    "not_found": "not_found",
+    "method_not_allowed": "method_not_allowed",
+    "unsupported_media_type": "unsupported_media_type",
+    "rate_limited": "too_many_requests",
+    "payload_too_large": "request_entity_too_large",
+    "not_acceptable": "not_acceptable",
+}
+
+
+def dify_error_body(status: int, code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    dify_code = _CODES.get(code, code)
+    body: dict[str, Any] = {"code": dify_code, "message": message, "status": status}
+    if dify_code == "invalid_param" and errors:
+        # Dify names the offending argument in "params"; ours is the field's path, dotted.
+        body["params"] = errors[0]["path"].strip("/").replace("/", ".") or None
+    return body
+
+
+def dify_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    normalized = error_normalize(exc)
+    if normalized is None:
+        logger.exception("unhandled error in a Dify-style view", exc_info=exc)
+        return Response({"code": "unknown", "message": "Internal Server Error", "status": 500}, status=500,
+                        content_type="application/json")
+    status, code, detail, errors, headers = normalized
+    return Response(dify_error_body(status, code, detail, errors), status=status, headers=headers,
+                    content_type="application/json")
+
+
+class DifyView(DialectView):
+    def get_exception_handler(self) -> Any:
+        return dify_exception_handler
+
+
+# Representations ------------------------------------------------------------------------------
+
+def dify_status(status: str) -> str:
+    """Dify's run statuses: running, succeeded, failed, stopped (a timeout is a failure there)."""
+    if status in ACTIVE_STATUSES:
+        return "running"
+    return "failed" if status == RunStatus.TIMEOUT else status
+
+
+def dify_run_error(run: Run) -> str | None:
+    message = error_message(run.error)
+    if run.status == RunStatus.TIMEOUT and message is None:
+        return "timeout"
+    return message
+
+
+def dify_run_data(run: Run) -> dict[str, Any]:
+    """The blocking ``data`` object (also ``workflow_finished``'s fields)."""
+    return {
+        "id": str(run.pk), "workflow_id": str(run.workflow_id), "status": dify_status(run.status),
+        "outputs": run.outputs if run.outputs is not None else {}, "error": dify_run_error(run),
+        "elapsed_time": elapsed_seconds(run) or 0.0, "total_tokens": 0, "total_steps": run.total_steps,
+        "created_at": epoch_seconds(run.created_at), "finished_at": epoch_seconds(run.finished_at),
+    }
+
+
+def dify_run_detail(run: Run) -> dict[str, Any]:
+    return {
+        "id": str(run.pk), "workflow_id": str(run.workflow_id), "status": dify_status(run.status),
+        "inputs": run.inputs, "outputs": run.outputs, "error": dify_run_error(run),
+        "total_steps": run.total_steps, "total_tokens": 0, "created_at": epoch_seconds(run.created_at),
+        "finished_at": epoch_seconds(run.finished_at), "elapsed_time": elapsed_seconds(run) or 0.0,
+    }
+
+
+def _node_common(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": data.get("id") or data.get("key"), "node_id": data.get("node_id"), "node_type": data.get("node_type"),
+        "title": data.get("title") or data.get("node_id"), "index": data.get("index"),
+        "predecessor_node_id": data.get("predecessor_node_id"), "inputs": data.get("inputs"),
+        "created_at": epoch_seconds(data.get("created_at")), "extras": {},
+        "parallel_id": data.get("parallel_id"), "parallel_start_node_id": data.get("parallel_start_node_id"),
+        "parent_parallel_id": None, "parent_parallel_start_node_id": None,
+        "iteration_id": data.get("iteration_id"), "loop_id": None, "parallel_run_id": None,
+    }
+
+
+def _node_finished(data: dict[str, Any]) -> dict[str, Any]:
+    metadata = {k: v for k, v in (("iteration_id", data.get("iteration_id")),
+                                  ("iteration_index", data.get("iteration_index")),
+                                  ("parallel_id", data.get("parallel_id"))) if v is not None}
+    return _node_common(data) | {
+        "process_data": data.get("process_data"), "outputs": data.get("outputs"), "status": data.get("status"),
+        "error": error_message(data.get("error")), "elapsed_time": data.get("elapsed_time") or 0.0,
+        "execution_metadata": metadata or None, "finished_at": epoch_seconds(data.get("finished_at")), "files": [],
+    }
+
+
+def dify_stream_event(run: Run, event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """A run event as Dify's ``(event, data)``, or None when Dify has no such event."""
+    etype, data = event["type"], event["data"] or {}
+    if etype == "run_started":
+        return "workflow_started", {"id": str(run.pk), "workflow_id": str(run.workflow_id),
+                                    "sequence_number": 1, "inputs": data.get("inputs", run.inputs),
+                                    "created_at": epoch_seconds(data.get("createdAt") or run.created_at)}
+    if etype == "node_started":
+        return "node_started", _node_common(data)
+    if etype == "node_finished":
+        return "node_finished", _node_finished(data)
+    if etype == "node_retry":
+        return "node_retry", _node_finished(data) | {"retry_index": data.get("retry_index")}
+    if etype == "iteration_started":
+        return "iteration_started", _node_common(data) | {"metadata": {"iterator_length": None}}
+    if etype == "iteration_next":
+        return "iteration_next", _node_common(data) | {"index": data.get("iteration_index"),
+                                                       "pre_iteration_output": None}
+    if etype == "iteration_completed":
+        return "iteration_completed", _node_finished(data) | {"steps": len(data.get("outputs") or []),
+                                                              "total_tokens": 0}
+    if etype in ("parallel_branch_started", "parallel_branch_finished"):
+        out = {"parallel_id": data.get("parallel_id"), "parallel_branch_id": data.get("parallel_start_node_id"),
+               "parent_parallel_id": data.get("parent_parallel_id"), "parent_parallel_start_node_id": None,
+               "iteration_id": data.get("iteration_id"),
+               "created_at": epoch_seconds(data.get("created_at") or data.get("finished_at") or event["createdAt"])}
+        if etype == "parallel_branch_finished":
+            out |= {"status": data.get("status"), "error": error_message(data.get("error"))}
+        return etype, out
+    if etype == "run_finished":
+        status = data.get("status", run.status)
+        error = error_message(data.get("error"))
+        return "workflow_finished", {
+            "id": str(run.pk), "workflow_id": str(run.workflow_id), "status": dify_status(status),
+            "outputs": data.get("outputs") if data.get("outputs") is not None else {},
+            "error": error if error is not None or status != RunStatus.TIMEOUT else "timeout",
+            "elapsed_time": data.get("elapsedTime") or 0.0, "total_tokens": 0,
+            "total_steps": data.get("totalSteps", 0), "created_by": {},
+            "created_at": epoch_seconds(data.get("createdAt")), "finished_at": epoch_seconds(data.get("finishedAt")),
+            "exceptions_count": 0, "files": [],
+        }
+    return None  # run_resumed, run_waiting: internal to Weft
+
+
+def dify_stream_response(run: Run, follower: RunFollower) -> Any:
+    envelope = {"task_id": str(run.task_id), "workflow_run_id": str(run.pk)}
+
+    def frames(event: dict[str, Any]) -> Iterable[bytes]:
+        mapped = dify_stream_event(run, event)
+        if mapped is not None:
+            yield sse_frame({"event": mapped[0], **envelope, "data": mapped[1]})
+
+    def on_error(exc: Exception) -> bytes:
+        logger.exception("stream of run %s failed", run.pk, exc_info=exc)
+        return sse_frame({"event": "error", **envelope, "code": "unknown", "message": str(exc), "status": 500})
+
+    return sse_response(sse_stream(follower, frames=frames, ping=lambda: sse_frame(event="ping"), on_error=on_error))
+
+
+# Schemas ----------------------------------------------------------------------------------------
+
+class DifyErrorOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    status = serializers.IntegerField()
+    params = serializers.CharField(required=False, help_text="invalid_param only: the offending field")
+
+
+class DifyRunIn(serializers.Serializer):
+    inputs = serializers.DictField(help_text="Values of the workflow's declared inputs")
+    response_mode = serializers.ChoiceField(choices=["blocking", "streaming"], required=False, default="blocking")
+    user = serializers.CharField(max_length=255, help_text="End-user identifier, recorded on the run")
+    files = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+
+
+class DifyRunDataOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    workflow_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["running", "succeeded", "failed", "stopped"])
+    outputs = serializers.JSONField()
+    error = serializers.CharField(allow_null=True)
+    elapsed_time = serializers.FloatField()
+    total_tokens = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+    created_at = serializers.IntegerField(help_text="Unix seconds")
+    finished_at = serializers.IntegerField(allow_null=True, help_text="Unix seconds")
+
+
+class DifyBlockingOut(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    workflow_run_id = serializers.UUIDField()
+    data = DifyRunDataOut()
+
+
+class DifyStreamEventOut(serializers.Serializer):
+    event = serializers.ChoiceField(choices=[
+        "workflow_started", "node_started", "node_finished", "node_retry", "iteration_started", "iteration_next",
+        "iteration_completed", "parallel_branch_started", "parallel_branch_finished", "text_chunk",
+        "workflow_finished", "error"])
+    task_id = serializers.UUIDField()
+    workflow_run_id = serializers.UUIDField()
+    data = serializers.JSONField(help_text="The event's fields (see docs/api-decisions.md and API.md)")
+
+
+class DifyRunDetailOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    workflow_id = serializers.UUIDField()
+    status = serializers.CharField()
+    inputs = serializers.JSONField()
+    outputs = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    total_steps = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    created_at = serializers.IntegerField()
+    finished_at = serializers.IntegerField(allow_null=True)
+    elapsed_time = serializers.FloatField()
+
+
+class DifyStopIn(serializers.Serializer):
+    user = serializers.CharField(max_length=255)
+
+
+DifyStopOut = inline_serializer("DifyStopResult", {"result": serializers.CharField()})
+
+_STREAM_DESCRIPTION = (
+    "`response_mode: streaming`: each event is one `data: {json}\\n\\n` frame (`event`, `task_id`, "
+    "`workflow_run_id`, `data`); `event: ping\\n\\n` keeps the connection open; `workflow_finished` is last.")
+_RUN_RESPONSES = {
+    (200, "application/json"): DifyBlockingOut,
+    (200, "text/event-stream"): OpenApiResponse(DifyStreamEventOut, description=_STREAM_DESCRIPTION),
+    **{(status, "application/json"): DifyErrorOut for status in (400, 401, 403, 404, 413, 429)},
+}
+_ERRORS: dict[Any, Any] = {(status, "application/json"): DifyErrorOut for status in (400, 401, 403, 404, 429)}
+JSON = "application/json"
+
+
+# Views ------------------------------------------------------------------------------------------
+
+def _run_and_answer(request: Request, *, workflow: Workflow, version: WorkflowVersion | None) -> Any:
+    body = DifyRunIn(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    streaming = data["response_mode"] == "streaming"
+    run = run_start(request, workflow=workflow, inputs=data["inputs"], user=data["user"], dialect="dify",
+                    mode=RunMode.STREAMING if streaming else RunMode.BLOCKING, version=version)
+    if streaming:
+        return dify_stream_response(run, stream_start(run))
+    finished = run_execute(run.pk, claimed=run) or Run.objects.get(pk=run.pk)
+    return Response({"task_id": str(finished.task_id), "workflow_run_id": str(finished.pk),
+                     "data": dify_run_data(finished)})
+
+
+class DifyWorkflowRunApi(DifyView):
+    @extend_schema(operation_id="dify_workflows_run", tags=[TAG], request=DifyRunIn, responses=_RUN_RESPONSES,
+                   description="Run the app's workflow (the entry workflow's active version).")
+    def post(self, request: Request) -> Any:
+        workflow = app_entry_workflow(app_required(request))
+        return _run_and_answer(request, workflow=workflow, version=None)
+
+
+class DifyWorkflowRunVersionApi(DifyView):
+    @extend_schema(operation_id="dify_workflows_run_version", tags=[TAG], request=DifyRunIn,
+                   responses=_RUN_RESPONSES,
+                   description="Run one given published version (`workflow_id`: a version id, or a workflow id "
+                               "for its active version) of the token's app.")
+    def post(self, request: Request, workflow_id: str) -> Any:
+        workflow, version = request_workflow_version(request, workflow_id)
+        return _run_and_answer(request, workflow=workflow, version=version)
+
+
+class DifyTaskStopApi(DifyView):
+    @extend_schema(operation_id="dify_workflows_task_stop", tags=[TAG], request=DifyStopIn,
+                   responses={(200, JSON): DifyStopOut, **_ERRORS},
+                   description="Stop a run by its `task_id` (every mode): it ends as `stopped` within a second.")
+    def post(self, request: Request, task_id: str) -> Response:
+        run = request_run(request, task_id, by="task")
+        body = DifyStopIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        if run.dialect == "dify" and run.user and body.validated_data["user"] != run.user:
+            raise InvalidInput("The user does not match the user who started the task.",
+                               errors=[{"path": "/user", "message": "not the user who started the task"}])
+        services.run_stop(team=run.team, run=run)
+        return Response({"result": "success"})
+
+
+class DifyTaskStopLegacyApi(DifyTaskStopApi):
+    @extend_schema(operation_id="dify_workflows_stop_legacy", tags=[TAG], request=DifyStopIn,
+                   responses={(200, JSON): DifyStopOut, **_ERRORS}, description="The older path of the stop endpoint.")
+    def post(self, request: Request, task_id: str) -> Response:
+        return super().post(request, task_id)
+
+
+class DifyWorkflowRunDetailApi(DifyView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="dify_workflows_run_detail", tags=[TAG], responses={(200, JSON): DifyRunDetailOut, **_ERRORS})
+    def get(self, request: Request, workflow_run_id: str) -> Response:
+        return Response(dify_run_detail(request_run(request, workflow_run_id, by="id")))
+
+
+class DifyLogsIn(serializers.Serializer):
+    keyword = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=["succeeded", "failed", "stopped", "running"], required=False)
+    created_at__before = serializers.DateTimeField(required=False)
+    created_at__after = serializers.DateTimeField(required=False)
+    page = serializers.IntegerField(min_value=1, max_value=99999, default=1)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+
+
+_STATUS_FILTER = {
+    "succeeded": [RunStatus.SUCCEEDED], "failed": [RunStatus.FAILED, RunStatus.TIMEOUT],
+    "stopped": [RunStatus.STOPPED], "running": list(ACTIVE_STATUSES),
+}
+
+
+def dify_log_entry(run: Run) -> dict[str, Any]:
+    end_user = ({"id": run.user, "type": "service_api", "is_anonymous": False, "session_id": run.user}
+                if run.user else None)
+    return {
+        "id": str(run.pk),
+        "workflow_run": {
+            "id": str(run.pk), "version": str(run.version.number), "status": dify_status(run.status),
+            "triggered_from": "app-run", "error": dify_run_error(run), "elapsed_time": elapsed_seconds(run) or 0.0,
+            "total_tokens": 0, "total_steps": run.total_steps, "created_at": epoch_seconds(run.created_at),
+            "finished_at": epoch_seconds(run.finished_at), "exceptions_count": 0,
+        },
+        "created_from": "service-api" if run.dialect in ("dify", "coze", "native") else "web-app",
+        "created_by_role": "end_user" if end_user else "account",
+        "created_by_account": None,
+        "created_by_end_user": end_user,
+        "created_at": epoch_seconds(run.created_at),
+    }
+
+
+class DifyWorkflowLogsApi(DifyView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="dify_workflows_logs", tags=[TAG], parameters=[DifyLogsIn],
+                   responses={(200, JSON): inline_serializer("DifyLogPage", {
+                       "page": serializers.IntegerField(), "limit": serializers.IntegerField(),
+                       "total": serializers.IntegerField(), "has_more": serializers.BooleanField(),
+                       "data": serializers.ListField(child=serializers.JSONField())}), **_ERRORS})
+    def get(self, request: Request) -> Response:
+        app = app_required(request)
+        query = DifyLogsIn(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        f = query.validated_data
+        qs = Run.objects.filter(team_id=app.team_id, app=app, parent_run__isnull=True).select_related("version")
+        if f.get("status"):
+            qs = qs.filter(status__in=_STATUS_FILTER[f["status"]])
+        if f.get("created_at__before"):
+            qs = qs.filter(created_at__lt=f["created_at__before"])
+        if f.get("created_at__after"):
+            qs = qs.filter(created_at__gt=f["created_at__after"])
+        if f.get("keyword"):
+            keyword = f["keyword"]
+            match = (Q(inputs_text__icontains=keyword) | Q(outputs_text__icontains=keyword)
+                     | Q(user__icontains=keyword))
+            if _uuidish(keyword):
+                match |= Q(pk=keyword) | Q(task_id=keyword)
+            qs = qs.annotate(inputs_text=Cast("inputs", TextField()), outputs_text=Cast("outputs", TextField()))
+            qs = qs.filter(match)
+        total = qs.count()
+        page, limit = f["page"], f["limit"]
+        rows = list(qs.order_by("-created_at", "-id")[(page - 1) * limit: page * limit])
+        return Response({"page": page, "limit": limit, "total": total, "has_more": page * limit < total,
+                         "data": [dify_log_entry(r) for r in rows]})
+
+
+def _uuidish(text: str) -> bool:
+    return len(text) == 36 and all(c in "0123456789abcdefABCDEF-" for c in text)
+
+
+# Parameters and info ----------------------------------------------------------------------------
+
+def user_input_form(graph: dict[str, Any]) -> list[dict[str, Any]]:
+    """Dify's ``user_input_form`` (its "old structure": ``[{"<type>": {...}}]``) from declared inputs:
+    string -> ``text-input`` (``paragraph`` when declared ``format: paragraph`` or longer than 256),
+    enum -> ``select``, number/integer -> ``number``, boolean -> ``checkbox``, file -> ``file``,
+    object/array -> ``json_object``."""
+    form = []
+    for name, decl in (graph.get("inputs") or {}).items():
+        kind = decl.get("type", "string")
+        max_length = decl.get("maxLength")
+        entry: dict[str, Any] = {"label": decl.get("title") or decl.get("description") or name, "variable": name,
+                                 "required": bool(decl.get("required")), "default": decl.get("default", "")}
+        if "enum" in decl:
+            form_type = "select"
+            entry["options"] = [str(o) for o in decl["enum"]]
+        elif kind == "string":
+            long_text = decl.get("format") in ("paragraph", "textarea") or (max_length or 0) > 256
+            form_type = "paragraph" if long_text else "text-input"
+            entry["max_length"] = max_length or (None if long_text else 256)
+        elif kind in ("number", "integer"):
+            form_type = "number"
+        elif kind == "boolean":
+            form_type = "checkbox"
+        elif kind == "file":
+            form_type = "file"
+            entry |= {"allowed_file_types": [], "allowed_file_extensions": [],
+                      "allowed_file_upload_methods": ["remote_url"]}
+        else:
+            form_type = "json_object"
+        if decl.get("description"):
+            entry["description"] = decl["description"]
+        form.append({form_type: entry})
+    return form
+
+
+def app_parameters(app: App) -> dict[str, Any]:
+    workflow = app_entry_workflow(app)
+    return {
+        "opening_statement": None, "suggested_questions": [],
+        "suggested_questions_after_answer": {"enabled": False}, "speech_to_text": {"enabled": False},
+        "text_to_speech": {"enabled": False}, "retriever_resource": {"enabled": False},
+        "annotation_reply": {"enabled": False}, "more_like_this": {"enabled": False},
+        "user_input_form": user_input_form(workflow.active_version.graph),
+        "sensitive_word_avoidance": {"enabled": False, "type": "", "configs": []},
+        "file_upload": {"image": {"enabled": False, "number_limits": 3, "detail": "high",
+                                  "transfer_methods": ["remote_url"]}},
+        "system_parameters": {"file_size_limit": 15, "image_file_size_limit": 10, "audio_file_size_limit": 50,
+                              "video_file_size_limit": 100, "workflow_file_upload_limit": 10},
+    }
+
+
+class DifyParametersApi(DifyView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="dify_parameters", tags=[TAG],
+                   responses={(200, JSON): inline_serializer("DifyParameters", {
+                       "user_input_form": serializers.ListField(child=serializers.JSONField()),
+                       "file_upload": serializers.JSONField(), "system_parameters": serializers.JSONField()}),
+                       **_ERRORS},
+                   description="The input form generated from the declared inputs of the app's workflow.")
+    def get(self, request: Request) -> Response:
+        return Response(app_parameters(app_required(request)))
+
+
+class DifyInfoApi(DifyView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="dify_info", tags=[TAG],
+                   responses={(200, JSON): inline_serializer("DifyInfo", {
+                       "name": serializers.CharField(), "description": serializers.CharField(),
+                       "tags": serializers.ListField(child=serializers.CharField()), "mode": serializers.CharField(),
+                       "author_name": serializers.CharField()}), **_ERRORS})
+    def get(self, request: Request) -> Response:
+        app = app_required(request)
+        author = app.created_by
+        return Response({"name": app.name, "description": app.description, "tags": list(app.tags or []),
+                         "mode": "workflow", "author_name": (author.get_full_name() or author.email or author.username)
+                         if author else ""})
+

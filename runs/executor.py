@@ -1,0 +1,354 @@
+"""The executor: drives the engine for one run, durably.
+
+- Claim: a conditional UPDATE moves the run to ``running`` with this worker, ``claim_count + 1``
+  and a lease; two processes can never both win it.
+- A heartbeat thread renews the lease and watches for a stop request (stop ends the run within a
+  second); every write the run makes checks the lease (worker and claim number) in the same
+  transaction, so a worker that lost its lease can never overwrite the new owner's work.
+- The engine commits each scheduler step through ``RunHost.commit``: node runs upserted, events
+  appended, in one transaction (a handful of queries per step, not per field); live delivery
+  happens after commit.
+- Resume: the engine loads the finished node runs and continues from the frontier.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from runs.live import events_publish
+from runs.models import NodeCallback, NodeRun, Run, RunEvent, RunStatus
+from runs.runtime import RunServices
+from runs.services import event_dict, run_finished_data
+from runs.versions import compiled_version
+from workflows.engine.ports import EngineEvent, NodeRecord, RunContext, RunOutcome
+from workflows.engine.scheduler import run_graph
+
+logger = logging.getLogger(__name__)
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _worker_id_after_fork() -> None:
+    # django-q2 forks its workers from the qcluster process, which imported this module (system
+    # checks load the URLconf): without this, every worker of a cluster had the parent's id.
+    global WORKER_ID
+    WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_worker_id_after_fork)
+
+_local_stops: dict[str, threading.Event] = {}
+_local_lock = threading.Lock()
+
+
+class LeaseLost(Exception):
+    """Another worker owns the run now; this executor must stop writing."""
+
+
+def stop_signal_local(run_id: Any) -> None:
+    """Set the stop event of a run executing in this process (immediate stop, no DB round trip)."""
+    with _local_lock:
+        event = _local_stops.get(str(run_id))
+    if event is not None:
+        event.set()
+
+
+def _dt(value: float | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+NODE_FIELDS = [
+    "node_id", "node_type", "title", "index", "predecessor_node_id", "iteration_id", "iteration_index", "status",
+    "attempt", "port", "inputs", "outputs", "process_data", "error", "receipt_token", "state", "wake_at",
+    "started_at", "finished_at", "elapsed",
+]
+
+
+def noderun_from_record(run: Run, record: NodeRecord) -> NodeRun:
+    return NodeRun(
+        team_id=run.team_id, run_id=run.pk, key=record.key, node_id=record.node_id, node_type=record.node_type,
+        title=record.title or "", index=record.index or 0, predecessor_node_id=record.predecessor_node_id or "",
+        iteration_id=record.loop_key or "", iteration_index=record.iteration_index, status=record.status,
+        attempt=record.attempt or 1, port=record.port or "", inputs=record.inputs, outputs=record.output,
+        process_data=record.process_data, error=record.error, receipt_token=record.receipt_token or "",
+        state=record.state, wake_at=_dt(record.wake_at), started_at=_dt(record.started_at),
+        finished_at=_dt(record.finished_at), elapsed=record.elapsed or 0.0,
+    )
+
+
+def record_from_noderun(row: NodeRun) -> NodeRecord:
+    return NodeRecord(
+        key=row.key, node_id=row.node_id, node_type=row.node_type, title=row.title, index=row.index,
+        predecessor_node_id=row.predecessor_node_id or None, loop_key=row.iteration_id or None,
+        iteration_index=row.iteration_index, status=row.status, attempt=row.attempt, port=row.port or None,
+        inputs=row.inputs, output=row.outputs, process_data=row.process_data, error=row.error,
+        receipt_token=row.receipt_token, state=row.state,
+        wake_at=row.wake_at.timestamp() if row.wake_at else None, started_at=row.started_at,
+        finished_at=row.finished_at, elapsed=row.elapsed,
+    )
+
+
+class RunHost:
+    """The engine's host for one claimed run: loads and commits node records under the lease."""
+
+    def __init__(self, run: Run, claim: int) -> None:
+        self.run = run
+        self.claim = claim
+        self.seq = run.event_seq
+        self.steps = run.total_steps
+        # Events waiting for the next write (run_started rides with the first step: one transaction less).
+        self.pending: list[tuple[str, dict[str, Any]]] = []
+        self.pending_status: str | None = None
+
+    def _lease_q(self) -> Q:
+        return Q(pk=self.run.pk, worker=WORKER_ID, claim_count=self.claim, status=RunStatus.RUNNING)
+
+    def load(self) -> list[NodeRecord]:
+        return [record_from_noderun(r) for r in NodeRun.objects.filter(run_id=self.run.pk).order_by("index")]
+
+    def commit(self, records: list[NodeRecord], events: list[EngineEvent]) -> None:
+        self.write(records=records, events=[(e.type, e.data) for e in events])
+
+    def write(self, *, records: list[NodeRecord] = (), events: list[tuple[str, dict[str, Any]]] = (),
+              run_fields: dict[str, Any] | None = None, status_change: str | None = None) -> None:
+        """One transaction: lease check (+ run fields), node runs upserted, events appended."""
+        if self.pending:
+            events = [*self.pending, *events]
+            status_change = status_change or self.pending_status
+            self.pending, self.pending_status = [], None
+        now = timezone.now()
+        finished = sum(1 for r in records if r.status in ("succeeded", "failed", "skipped", "stopped"))
+        fields = {"event_seq": self.seq + len(events), "total_steps": self.steps + finished,
+                  "heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)}
+        fields.update(run_fields or {})
+        # One row per node execution: a node started and finished within the step is upserted once
+        # (PostgreSQL refuses to update the same row twice in one INSERT ... ON CONFLICT).
+        rows = [noderun_from_record(self.run, r) for r in {r.key: r for r in records}.values()]
+        event_rows = [
+            RunEvent(team_id=self.run.team_id, run_id=self.run.pk, seq=self.seq + i + 1, type=t, data=d, created_at=now)
+            for i, (t, d) in enumerate(events)
+        ]
+        with transaction.atomic():
+            if not Run.objects.filter(self._lease_q()).update(**fields):
+                raise LeaseLost(str(self.run.pk))
+            if rows:
+                NodeRun.objects.bulk_create(rows, update_conflicts=True, unique_fields=["run", "key"],
+                                            update_fields=NODE_FIELDS)
+            if event_rows:
+                RunEvent.objects.bulk_create(event_rows)
+        self.seq += len(events)
+        self.steps = fields["total_steps"]
+        if event_rows:
+            published = [event_dict(e) for e in event_rows]
+            events_publish(run_id=self.run.pk, team_id=self.run.team_id, events=published, status=status_change)
+
+
+class Heartbeats:
+    """One thread per process renews the leases of every run this process executes and turns stop
+    requests made in any process into the runs' stop events.
+
+    Every ``POLL`` seconds it reads the stop flag, worker and claim of all its runs in one query; a
+    run whose worker or claim changed lost its lease (its own writes would fail anyway) and is
+    stopped. Leases are renewed in one UPDATE every third of the lease. Runs younger than one poll
+    are not read at all: most blocking runs end before the thread ever looks at them.
+    """
+
+    POLL = 0.4
+
+    def __init__(self) -> None:
+        self.runs: dict[str, tuple[int, threading.Event, float]] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.last_renew = 0.0
+
+    def add(self, run_id: Any, claim: int, stop: threading.Event) -> None:
+        with self.lock:
+            self.runs[str(run_id)] = (claim, stop, time.monotonic())
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.loop, name="weft-heartbeats", daemon=True)
+                self.thread.start()
+
+    def remove(self, run_id: Any) -> None:
+        with self.lock:
+            self.runs.pop(str(run_id), None)
+
+    def loop(self) -> None:
+        while True:
+            time.sleep(self.POLL)
+            try:
+                self.beat()
+            except Exception:
+                logger.exception("heartbeat failed")
+                connection.close()
+
+    def beat(self) -> None:
+        now_mono = time.monotonic()
+        with self.lock:
+            watched = {k: v for k, v in self.runs.items() if now_mono - v[2] >= self.POLL}
+        if not watched:
+            return
+        rows = Run.objects.filter(pk__in=list(watched)).values_list("pk", "stop_requested_at", "worker", "claim_count")
+        owned = []
+        for pk, stop_requested_at, worker, claim_count in rows:
+            claim, stop, _ = watched[str(pk)]
+            if worker != WORKER_ID or claim_count != claim:
+                stop.set()  # lease lost: another worker has the run
+            elif stop_requested_at is not None:
+                stop.set()
+            else:
+                owned.append(pk)
+        if owned and now_mono - self.last_renew >= max(1.0, settings.WEFT_LEASE_SECONDS / 3):
+            now = timezone.now()
+            Run.objects.filter(pk__in=owned, worker=WORKER_ID).update(
+                heartbeat_at=now, lease_expires_at=now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)
+            )
+            self.last_renew = now_mono
+
+
+heartbeats = Heartbeats()
+
+
+def run_claim(run_id: Any) -> Run | None:
+    """Claim the run for this worker if it is claimable: pending, waiting and due, or running with an
+    expired lease. Returns the claimed run, or None when another worker has it or it is finished."""
+    now = timezone.now()
+    claimable = (
+        Q(status=RunStatus.PENDING)
+        | Q(status=RunStatus.WAITING, wake_at__lte=now)
+        | Q(status=RunStatus.WAITING, wake_at__isnull=True, stop_requested_at__isnull=False)
+        | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+    )
+    claimed = Run.objects.filter(claimable, pk=run_id).update(
+        status=RunStatus.RUNNING, worker=WORKER_ID, claim_count=F("claim_count") + 1, heartbeat_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.WEFT_LEASE_SECONDS), started_at=Coalesce("started_at", now),
+        wake_at=None,
+    )
+    if not claimed:
+        return None
+    return Run.objects.select_related("version", "team").get(pk=run_id)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claimed: Run | None = None) -> Run | None:
+    """Claim and execute (or resume) a run to its end or to a park. Returns the run, or None when
+    it could not be claimed (another worker has it, or it already ended). ``claimed`` is a run this
+    process created already claimed (``run_create(claim=True)``)."""
+    run = claimed if claimed is not None else run_claim(run_id)
+    if run is None:
+        return None
+    stop = stop_event or threading.Event()
+    key = str(run.pk)
+    with _local_lock:
+        _local_stops[key] = stop
+    host = RunHost(run, run.claim_count)
+    try:
+        first = run.claim_count == 1 and run.event_seq == 0
+        start_type = "run_started" if first else "run_resumed"
+        host.pending = [(start_type, {"inputs": run.inputs, "workflowId": str(run.workflow_id),
+                                      "versionId": str(run.version_id), "createdAt": run.created_at.isoformat(),
+                                      "claimCount": run.claim_count})]
+        host.pending_status = RunStatus.RUNNING
+        if run.stop_requested_at is not None:
+            stop.set()
+        heartbeats.add(run.pk, run.claim_count, stop)
+        compiled = compiled_version(version=run.version)
+        services = RunServices(run=run, stop=stop)
+        from accounts.selectors import parameters_get
+
+        ctx = RunContext(
+            run_id=key, inputs=run.inputs, business_time=run.business_time, tz=run.team.time_zone,
+            params={**parameters_get(team=run.team), **(run.version.graph.get("params") or {})}, deadline=_epoch(run.deadline), stop=stop, host=host,
+            services=services, can_park=run.mode == "async", token_secret=settings.SECRET_KEY.encode(),
+        )
+        try:
+            outcome = run_graph(compiled, ctx)
+        except LeaseLost:
+            logger.warning("run %s: lease lost; another worker continues it", key)
+            return None
+        except Exception as exc:
+            logger.exception("run %s: engine error", key)
+            outcome = RunOutcome(status="failed", outputs=None, error={"code": "internal_error", "message": str(exc)})
+        return run_finish(run, host, outcome)
+    finally:
+        heartbeats.remove(run.pk)
+        with _local_lock:
+            if _local_stops.get(key) is stop:
+                del _local_stops[key]
+
+
+def run_finish(run: Run, host: RunHost, outcome: RunOutcome) -> Run | None:
+    now = timezone.now()
+    if outcome.status == "waiting":
+        wake_at = _dt(outcome.wake_at)
+        try:
+            host.write(events=[("run_waiting", {"wakeAt": wake_at.isoformat() if wake_at else None})],
+                       run_fields={"status": RunStatus.WAITING, "wake_at": wake_at, "worker": "",
+                                   "lease_expires_at": None},
+                       status_change=RunStatus.WAITING)
+        except LeaseLost:
+            return None
+        from runs.callbacks import run_wake_if_waiting
+        from runs.scheduling import run_wake_schedule
+
+        run_wake_schedule(run_id=run.pk, wake_at=wake_at)
+        # A callback that arrived while the run was parking found it still running: wake it now.
+        waiting_tokens = NodeRun.objects.filter(run_id=run.pk, status="waiting").values("receipt_token")
+        if NodeCallback.objects.filter(run_id=run.pk, receipt_token__in=waiting_tokens).exists():
+            run_wake_if_waiting(run_id=run.pk)
+    else:
+        run.status = outcome.status
+        run.outputs = outcome.outputs
+        run.error = outcome.error
+        run.finished_at = now
+        run.total_steps = host.steps
+        run.lease_expires_at = None
+        try:
+            host.write(events=[("run_finished", run_finished_data(run))],
+                       run_fields={"status": outcome.status, "outputs": outcome.outputs, "error": outcome.error,
+                                   "finished_at": now, "lease_expires_at": None},
+                       status_change=outcome.status)
+        except LeaseLost:
+            return None
+        run.event_seq, run.total_steps, run.heartbeat_at = host.seq, host.steps, now
+        return run
+    run.refresh_from_db()
+    return run
+
+
+def run_execute_in_thread(run_id: Any, *, claimed: Run | None = None) -> threading.Thread:
+    """Execute a run on its own thread (blocking and streaming runs in the web process)."""
+
+    def target() -> None:
+        close_old_connections()
+        try:
+            run_execute(run_id, claimed=claimed)
+        except Exception:
+            logger.exception("run %s failed in its thread", run_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target, name=f"weft-run-{run_id}", daemon=True)
+    thread.start()
+    return thread
+
+
+def new_worker_id() -> str:
+    return f"{WORKER_ID}:{uuid.uuid4().hex[:6]}"

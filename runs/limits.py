@@ -1,0 +1,136 @@
+"""Request limits: per-token and per-team requests per minute, and the request body size.
+
+- ``TokenRateThrottle`` and ``TeamRateThrottle`` are DRF throttles (``REST_FRAMEWORK
+  ["DEFAULT_THROTTLE_CLASSES"]``), so every API view counts; a view opts out with
+  ``throttle_classes = []``. Each is a fixed one-minute window counted with atomic cache operations
+  (``cache.add`` then ``cache.incr``: one round trip each on Redis when ``REDIS_URL`` is set, a
+  locked increment in the local-memory cache otherwise), so N+k concurrent requests over a limit of
+  N get exactly k refusals. A refusal is DRF's ``Throttled`` (429 with ``Retry-After`` = seconds
+  to the next window), rendered by the view's own error handler (problem+json, or Dify's body).
+  Limits: ``WEFT_RATE_LIMIT_PER_MINUTE`` (token) and ``WEFT_TEAM_RATE_LIMIT_PER_MINUTE`` (team),
+  read per request; 0 turns one off.
+- ``BodySizeLimitMiddleware`` answers 413 for a body over ``WEFT_MAX_BODY_BYTES`` before a view
+  parses it (problem+json, or Dify's body under ``/v1/``).
+- Concurrent runs per team are limited where runs are created (``runs.services.run_create``,
+  ``WEFT_MAX_CONCURRENT_RUNS``, ``RateLimited`` -> 429).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from accounts.models import ApiToken
+
+WINDOW_SECONDS = 60
+
+
+def window_count(key: str, *, now: float | None = None) -> tuple[int, int]:
+    """Count one request against ``key`` in the current minute: ``(count so far, seconds left)``."""
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_SECONDS)
+    cache_key = f"weft:rate:{key}:{window}"
+    cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 5)
+    try:
+        count = cache.incr(cache_key)
+    except ValueError:  # expired between add and incr (a window boundary): start it again
+        cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 5)
+        count = cache.incr(cache_key)
+    left = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+    return count, left
+
+
+class _MinuteThrottle(BaseThrottle):
+    """Hooks: ``limit()`` (0: off) and ``ident(request)`` (None: not counted)."""
+
+    scope_name = ""
+
+    def __init__(self) -> None:
+        self._wait: int | None = None
+
+    def limit(self) -> int:
+        raise NotImplementedError
+
+    def ident(self, request: Request) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        limit = self.limit()
+        ident = self.ident(request) if limit else None
+        if ident is None:
+            return True
+        count, left = window_count(f"{self.scope_name}:{ident}")
+        if count > limit:
+            self._wait = left
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+class TokenRateThrottle(_MinuteThrottle):
+    scope_name = "token"
+
+    def limit(self) -> int:
+        return int(settings.WEFT_RATE_LIMIT_PER_MINUTE)
+
+    def ident(self, request: Request) -> str | None:
+        return str(request.auth.pk) if isinstance(request.auth, ApiToken) else None
+
+
+class TeamRateThrottle(_MinuteThrottle):
+    scope_name = "team"
+
+    def limit(self) -> int:
+        return int(settings.WEFT_TEAM_RATE_LIMIT_PER_MINUTE)
+
+    def ident(self, request: Request) -> str | None:
+        if isinstance(request.auth, ApiToken):
+            return str(request.auth.team_id)
+        from accounts.permissions import request_membership
+
+        membership = request_membership(request) if getattr(request, "user", None) is not None else None
+        return str(membership.team_id) if membership is not None else None
+
+
+def body_too_large_response(request: HttpRequest, limit: int) -> HttpResponse:
+    detail = f"The request body is larger than {limit} bytes."
+    if request.path.startswith("/v1/"):
+        body: dict[str, Any] = {"code": "request_entity_too_large", "message": detail, "status": 413}
+        content_type = "application/json"
+    else:
+        body = {"type": "about:blank", "title": "Payload Too Large", "status": 413, "detail": detail,
+                "code": "payload_too_large"}
+        content_type = "application/problem+json"
+    return HttpResponse(json.dumps(body), status=413, content_type=content_type)
+
+
+class BodySizeLimitMiddleware:
+    """413 for a request body over ``WEFT_MAX_BODY_BYTES`` (by ``Content-Length``, else by reading it)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        if limit and request.method in ("POST", "PUT", "PATCH"):
+            length = request.META.get("CONTENT_LENGTH")
+            try:
+                too_large = int(length) > limit if length else len(request.body) > limit
+            except RequestDataTooBig:
+                too_large = True
+            except ValueError:
+                too_large = False
+            if too_large:
+                return body_too_large_response(request, limit)
+        return self.get_response(request)

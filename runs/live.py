@@ -1,0 +1,116 @@
+"""Live delivery of run events after they are committed to the event log.
+
+Two paths, both fed by ``events_publish`` (called from ``transaction.on_commit``):
+- in-process listeners (a streaming response in the same process as the run's thread) get the
+  events through a thread-safe queue, with no round trip;
+- the channel layer group ``run.<id>`` (and ``team.<id>`` for status changes) carries them to
+  websocket consumers, across processes when channels-redis is configured.
+The event log stays the record: a reader that missed something reads it from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import defaultdict
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+_listeners: dict[str, list[queue.SimpleQueue]] = defaultdict(list)
+_lock = threading.Lock()
+
+
+def run_group(run_id: Any) -> str:
+    return f"run.{str(run_id).replace('-', '')}"
+
+
+def team_group(team_id: Any) -> str:
+    return f"team.{str(team_id).replace('-', '')}"
+
+
+def listener_add(run_id: Any) -> queue.SimpleQueue:
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    with _lock:
+        _listeners[str(run_id)].append(q)
+    return q
+
+
+def listener_remove(run_id: Any, q: queue.SimpleQueue) -> None:
+    with _lock:
+        items = _listeners.get(str(run_id))
+        if items and q in items:
+            items.remove(q)
+            if not items:
+                del _listeners[str(run_id)]
+
+
+class _Publisher:
+    """Sends to the channel layer without blocking the run that produced the events.
+
+    - In-memory layer: the only listeners are websocket consumers of this process, which live on
+      the server's event loop (noted by ``loop_note`` when a consumer connects). The send is
+      scheduled on that loop (thread-safe) and skipped when the group has no member.
+    - Other layers (channels-redis): one long-lived thread with its own event loop sends in order;
+      the executor only enqueues.
+    Either way a lost message costs latency, never data: consumers also read the event log.
+    """
+
+    def __init__(self) -> None:
+        self.server_loop: asyncio.AbstractEventLoop | None = None
+        self.queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def send(self, group: str, message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        if isinstance(layer, InMemoryChannelLayer):
+            loop = self.server_loop
+            if loop is None or loop.is_closed() or not layer.groups.get(group):
+                return
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+            return
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="weft-live-publisher", daemon=True)
+                self.thread.start()
+        self.queue.put((group, message))
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        layer = get_channel_layer()
+        while True:
+            item = self.queue.get()
+            if item is None:
+                break
+            group, message = item
+            try:
+                loop.run_until_complete(layer.group_send(group, message))
+            except Exception:  # the log is the record; a lost live message is recovered from it
+                logger.warning("channel layer publish to %s failed", group, exc_info=True)
+
+
+_publisher = _Publisher()
+
+
+def loop_note(loop: asyncio.AbstractEventLoop) -> None:
+    """Remember the server's event loop (called by websocket consumers as they connect)."""
+    _publisher.server_loop = loop
+
+
+def events_publish(*, run_id: Any, team_id: Any, events: list[dict[str, Any]], status: str | None = None) -> None:
+    """Deliver committed events to in-process listeners and the channel layer; never blocks."""
+    with _lock:
+        targets = list(_listeners.get(str(run_id), ()))
+    for q in targets:
+        for event in events:
+            q.put(event)
+    _publisher.send(run_group(run_id), {"type": "run.events", "events": events})
+    if status is not None:
+        _publisher.send(team_group(team_id), {"type": "run.status", "run_id": str(run_id), "status": status})

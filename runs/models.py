@@ -1,0 +1,241 @@
+"""Runs, node runs and the per-run event log. The database is the record of what happened."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    TIMEOUT = "timeout"
+
+
+FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.TIMEOUT})
+ACTIVE_STATUSES = frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING})
+
+
+class RunMode(models.TextChoices):
+    BLOCKING = "blocking"
+    STREAMING = "streaming"
+    ASYNC = "async"
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="runs")
+    app = models.ForeignKey("workflows.App", on_delete=models.CASCADE, related_name="runs")
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.BLOCKING)
+    dialect = models.CharField(max_length=16, default="native")  # native | dify | coze | ui
+    trigger = models.CharField(max_length=16, default="api")  # api | webhook | schedule | batch | replay | ui | child
+    user = models.CharField(max_length=255, blank=True, default="")
+    token = models.ForeignKey("accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    total_steps = models.PositiveIntegerField(default=0)
+    business_time = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField()
+    wake_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=120, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    claim_count = models.PositiveIntegerField(default=0)
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    event_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["team", "-created_at", "-id"], name="run_team_created"),
+            models.Index(fields=["team", "workflow", "-created_at"], name="run_team_workflow"),
+            models.Index(fields=["team", "status", "-created_at"], name="run_team_status"),
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            models.Index(fields=["status", "wake_at"], name="run_status_wake"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class NodeRun(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_runs")
+    key = models.CharField(max_length=255)
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    title = models.CharField(max_length=255, blank=True, default="")
+    index = models.PositiveIntegerField(default=0)
+    predecessor_node_id = models.CharField(max_length=64, blank=True, default="")
+    iteration_id = models.CharField(max_length=64, blank=True, default="")
+    iteration_index = models.IntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16)
+    attempt = models.PositiveIntegerField(default=1)
+    port = models.CharField(max_length=64, blank=True, default="")
+    inputs = models.JSONField(null=True, blank=True)
+    outputs = models.JSONField(null=True, blank=True)
+    process_data = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    receipt_token = models.CharField(max_length=128, blank=True, default="")
+    state = models.JSONField(null=True, blank=True)
+    wake_at = models.DateTimeField(null=True, blank=True)
+    callback = models.JSONField(null=True, blank=True)
+    callback_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    elapsed = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="noderun_run_key_unique")]
+        indexes = [models.Index(fields=["run", "index"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class RunEvent(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_run_seq_unique")]
+        ordering = ["run", "seq"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.type}"
+
+
+class NodeCallback(models.Model):
+    """The result an async HTTP step posted to its webhook URL. The first one per receipt token wins."""
+
+    id = models.BigAutoField(primary_key=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="callbacks")
+    node_id = models.CharField(max_length=64)
+    receipt_token = models.CharField(max_length=128)
+    content_type = models.CharField(max_length=120, blank=True, default="")
+    body = models.JSONField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "receipt_token"], name="callback_run_token_unique")]
+
+    def __str__(self) -> str:
+        return f"callback {self.run_id}/{self.node_id}"
+
+
+class DeadLetter(models.Model):
+    """A run that ended for good without succeeding and needs a person: its workflow-level retries
+    were used up, or its worker was lost ``WEFT_MAX_CLAIMS`` times. Replay starts a linked new run."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="dead_letter")
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=40)  # retries_exhausted | max_claims | timeout
+    detail = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    replayed_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "-created_at"], name="deadletter_team_created")]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.run_id} ({self.reason})"
+
+
+class BatchStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+class BatchJob(models.Model):
+    """An offline batch: one async run per item, at most ``concurrency`` at a time; when every item
+    has ended, a signed callback to ``callback_url`` (``runs.batches``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    job_id = models.CharField(max_length=120)
+    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="+")
+    callback_url = models.URLField(max_length=2000, blank=True, default="")
+    status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.PENDING)
+    concurrency = models.PositiveIntegerField(default=8)
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    token = models.ForeignKey("accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    callback_attempts = models.PositiveIntegerField(default=0)
+    callback_next_at = models.DateTimeField(null=True, blank=True)
+    callback_delivered_at = models.DateTimeField(null=True, blank=True)
+    callback_error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "job_id"], name="batchjob_team_jobid_unique")]
+        indexes = [models.Index(fields=["status", "created_at"], name="batchjob_status")]
+
+    def __str__(self) -> str:
+        return f"batch {self.job_id} ({self.status})"
+
+
+class BatchItem(models.Model):
+    """One item of a batch; its run is created when a concurrency slot frees up."""
+
+    id = models.BigAutoField(primary_key=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="items")
+    index = models.PositiveIntegerField()
+    inputs = models.JSONField(default=dict)
+    run = models.OneToOneField(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_item")
+    status = models.CharField(max_length=16, default=RunStatus.PENDING)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="batchitem_job_index_unique")]
+        indexes = [models.Index(fields=["job", "status"], name="batchitem_job_status")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}[{self.index}] ({self.status})"
+
+
+class DurableTick(models.Model):
+    """The one periodic pass of ``runs.scheduling.durable_tick``: ``next_at`` is claimed with a
+    conditional update, so however many clusters run the chain, one pass happens per interval."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    next_at = models.DateTimeField()
+    last_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,76 @@
+"""Reads for runs. Every lookup names the team; another team's run is ``NotFound``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Team
+from accounts.selectors import row_get
+from config.errors import InvalidInput
+from runs.models import NodeRun, Run, RunEvent
+
+
+def run_get(*, team: Team, id: Any) -> Run:
+    return row_get(Run.objects.filter(team=team).select_related("workflow", "app", "version"), "Run", pk=id)
+
+
+def run_get_by_task(*, team: Team, task_id: Any) -> Run:
+    return row_get(Run.objects.filter(team=team).select_related("workflow", "app", "version"), "Task", task_id=task_id)
+
+
+def node_runs(*, run: Run) -> QuerySet[NodeRun]:
+    return NodeRun.objects.filter(run=run).order_by("index", "started_at")
+
+
+def run_events(*, run: Run, after: int = 0, limit: int = 1000) -> list[RunEvent]:
+    return list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
+
+
+def cursor_encode(row: Any) -> str:
+    raw = json.dumps([row.created_at.isoformat(), str(row.pk)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, pk = json.loads(raw)
+        return datetime.fromisoformat(created), str(pk)
+    except Exception:
+        raise InvalidInput("Invalid cursor.", errors=[{"path": "/cursor", "message": "not a cursor from this API"}]) from None
+
+
+def run_list(
+    *, team: Team, limit: int = 50, cursor: str | None = None, status: str | None = None,
+    workflow_id: Any = None, app_id: Any = None, trigger: str | None = None, since: datetime | None = None,
+) -> tuple[list[Run], str | None]:
+    """A page of the team's runs, newest first, and the cursor of the next page (stable under inserts:
+    the cursor is the (created_at, id) of the last row, so new runs never shift a page)."""
+    qs = Run.objects.filter(team=team).select_related("workflow")
+    if status:
+        qs = qs.filter(status=status)
+    if workflow_id:
+        qs = qs.filter(workflow_id=workflow_id)
+    if app_id:
+        qs = qs.filter(app_id=app_id)
+    if trigger:
+        qs = qs.filter(trigger=trigger)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    return keyset_page(qs, limit=limit, cursor=cursor)
+
+
+def keyset_page(qs: QuerySet, *, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """A page of ``qs`` newest first by (created_at, pk) and the cursor of the next page. The cursor
+    is the position of the page's last row, so rows inserted meanwhile never shift a page."""
+    if cursor:
+        created, pk = cursor_decode(cursor)
+        qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, pk__lt=pk))
+    rows = list(qs.order_by("-created_at", "-pk")[: limit + 1])
+    next_cursor = cursor_encode(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor

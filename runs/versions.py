@@ -1,0 +1,42 @@
+"""Compiled graphs of published versions, cached per process.
+
+A published version never changes, so its compiled graph (topology, CEL programs, schemas) is
+built once per process and reused by every run of that version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from config.errors import AppUnavailable
+from workflows.engine.graph import CompiledGraph, GraphInvalid, compile_graph
+
+_CACHE_SIZE = 256
+_cache: OrderedDict[str, CompiledGraph] = OrderedDict()
+_lock = threading.Lock()
+
+
+def compiled_version(*, version: Any) -> CompiledGraph:
+    """The compiled graph of a published version (checked against the team's current parameter and
+    credential names on first use in this process; a version they no longer satisfy cannot run)."""
+    key = str(version.pk)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    from accounts.selectors import credential_names, parameters_get
+
+    try:
+        compiled = compile_graph(version.graph, global_params=parameters_get(team=version.team),
+                                 credential_names=credential_names(team=version.team))
+    except GraphInvalid as exc:
+        raise AppUnavailable("The published version is no longer valid: "
+                             + "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors[:5])) from None
+    with _lock:
+        _cache[key] = compiled
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return compiled

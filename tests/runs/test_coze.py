@@ -1,0 +1,166 @@
+"""Coze-style deployment API: sync /run answers the outputs object, SSE frames with ids from 0 and
+``event: message`` (node events only in debug mode), async_run + task, graph_parameter, cancel, and
+problem+json errors that write no run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from datetime import datetime
+
+import pytest
+import requests
+
+from runs.models import Run
+from runs.services import run_create
+from runs.tasks import run_task
+from tests.conftest import client_with_token
+from tests.runs.conftest import DELAY_GRAPH, RunEnv, run_count, run_env_make, sse_read
+
+
+def assert_problem(response: object, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content  # type: ignore[attr-defined]
+    assert response["Content-Type"] == "application/problem+json"  # type: ignore[index]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["status"] == status and body["code"] == code
+    return body
+
+
+def test_sync_run_returns_the_outputs_object(run_env: RunEnv) -> None:
+    response = run_env.client().post("/run", {"name": "Ann", "amount": 1.5}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"greeting": "Hello Ann", "total": 3.0}
+    run = Run.objects.get()
+    assert (run.dialect, run.mode, run.status) == ("coze", "blocking", "succeeded")
+
+
+@pytest.mark.parametrize("path", ["/run", "/stream_run", "/run/stream", "/async_run"])
+def test_bad_inputs_are_problems_naming_the_field_from_the_body_root(run_env: RunEnv, path: str) -> None:
+    client = run_env.client()
+    body = assert_problem(client.post(path, {"amount": 1}, format="json"), 400, "invalid_input")
+    assert body["errors"][0]["path"] == "/name"
+    body = assert_problem(client.post(path, {"name": "x", "amount": "lots"}, format="json"), 400, "invalid_input")
+    assert body["errors"][0]["path"] == "/amount"
+    assert_problem(client.post(path, [1, 2], format="json"), 400, "invalid_input")
+    assert_problem(client.post(path, "{oops", content_type="application/json"), 400, "parse_error")
+    assert_problem(run_env.client(run_env.team_token).post(path, {"name": "x"}, format="json"), 400, "app_unavailable")
+    assert run_count() == 0
+
+
+def test_failed_sync_run_is_a_500_problem_with_the_run_id(run_env: RunEnv) -> None:
+    graph = copy.deepcopy(DELAY_GRAPH)
+    graph["nodes"][1]["config"]["mapping"]["total"] = "{{ inputs.amount * 2 }}"  # float * int: fails at runtime
+    env = run_env_make(run_env.team, run_env.other_team, graph)
+    response = env.client().post("/run", {"name": "x", "amount": 1.5}, format="json")
+    body = assert_problem(response, 500, "run_failed")
+    run = Run.objects.get()
+    assert run.status == "failed" and body["runId"] == str(run.pk)
+    assert "float" in body["detail"]
+
+
+def test_async_run_then_task(run_env: RunEnv) -> None:
+    client = run_env.client()
+    response = client.post("/async_run", {"name": "Asy"}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    run = Run.objects.get()
+    assert body["task_id"] == str(run.task_id) and body["status"] == "pending"
+    created, deadline = datetime.fromisoformat(body["created_at"]), datetime.fromisoformat(body["deadline"])
+    assert created.tzinfo is not None and (deadline - created).total_seconds() == pytest.approx(86400, abs=2)
+    pending = client.get(f"/task/{run.task_id}").json()
+    assert pending["status"] == "pending" and pending["result"] is None and pending["claim_count"] == 0
+    run_task(str(run.pk))  # what the django-q2 worker calls
+    task = client.get(f"/task/{run.task_id}").json()
+    assert set(task) == {"task_id", "status", "claim_count", "created_at", "started_at", "completed_at",
+                         "heartbeat_at", "deadline", "result", "error"}
+    assert task["status"] == "completed" and task["result"] == {"greeting": "Hello Asy", "total": 2.0}
+    assert task["claim_count"] == 1 and task["error"] is None and task["heartbeat_at"] is None
+    assert datetime.fromisoformat(task["completed_at"]).tzinfo is not None
+    assert client.get(f"/task/{run.pk}").json()["task_id"] == str(run.task_id)  # the run id works too
+
+
+def test_task_status_mapping_and_cancel(run_env: RunEnv) -> None:
+    run = run_create(team=run_env.team, workflow=run_env.workflow, inputs={"name": "c"}, mode="async",
+                     dialect="coze")
+    client = run_env.client()
+    response = client.post(f"/cancel/{run.pk}")
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed" and response.json()["error"] == "stopped"
+    assert client.get(f"/task/{run.task_id}").json()["status"] == "failed"
+    Run.objects.filter(pk=run.pk).update(status="timeout", error={"code": "timeout", "message": "deadline passed"})
+    assert client.get(f"/task/{run.task_id}").json()["status"] == "timeout"
+    Run.objects.filter(pk=run.pk).update(status="waiting")
+    assert client.get(f"/task/{run.task_id}").json()["status"] == "running"
+
+
+def test_task_and_cancel_not_found(run_env: RunEnv) -> None:
+    run = run_create(team=run_env.team, workflow=run_env.workflow, inputs={"name": "c"}, mode="async")
+    client = run_env.client()
+    assert_problem(client.get("/task/nope"), 404, "not_found")
+    assert_problem(client.post("/cancel/00000000-0000-0000-0000-000000000000"), 404, "not_found")
+    other = client_with_token(run_env.other_team, ["run", "read"])
+    assert_problem(other.get(f"/task/{run.task_id}"), 404, "not_found")
+    assert_problem(other.post(f"/cancel/{run.pk}"), 404, "not_found")
+    run.refresh_from_db()
+    assert run.status == "pending"
+
+
+def test_graph_parameter(run_env: RunEnv) -> None:
+    body = run_env.client().get("/graph_parameter").json()
+    inputs, outputs = body["input_schema"], body["output_schema"]
+    assert inputs["type"] == "object" and inputs["title"] == "GraphInput" and inputs["required"] == ["name"]
+    assert inputs["properties"]["tier"] == {"type": "string", "enum": ["gold", "silver"], "default": "silver"}
+    assert outputs["properties"] == {"greeting": {"type": "string"}, "total": {"type": "number"}}
+    assert_problem(run_env.client(run_env.team_token).get("/graph_parameter"), 400, "app_unavailable")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("debug", [False, True])
+def test_stream_frames(live_server_url: str, run_env: RunEnv, debug: bool) -> None:
+    headers = run_env.headers(**({"x-workflow-stream-mode": "debug"} if debug else {}))
+    response = requests.post(f"{live_server_url}/stream_run", headers=headers, json={"name": "S", "seconds": 1.2},
+                             stream=True, timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+    events, raw = sse_read(response)
+    assert [e.id for e in events] == [str(i) for i in range(len(events))]
+    assert {e.event for e in events} == {"message"}
+    frames = [json.loads(e.data) for e in events]
+    run = Run.objects.get()
+    for frame in frames:
+        assert frame["run_id"] == str(run.pk) and frame["log_id"] == ""
+        assert abs(frame["timestamp"] - time.time() * 1000) < 60_000
+    types = [f["type"] for f in frames if f["type"] != "ping"]
+    assert "ping" in {f["type"] for f in frames}
+    if debug:
+        assert types[0] == "workflow_start" and types[-1] == "workflow_end"
+        assert types.count("node_start") == 4 and types.count("node_end") == 4
+        greet_start = next(f for f in frames if f["type"] == "node_start" and f["node_name"] == "greet")
+        assert "input" in greet_start and greet_start["node_title"] == "Greet"
+        wait_end = next(f for f in frames if f["type"] == "node_end" and f["node_name"] == "wait")
+        assert wait_end["time_cost_ms"] >= 1000
+    else:
+        assert types == ["workflow_start", "workflow_end"]
+    end = frames[-1]
+    assert end["type"] == "workflow_end" and end["output"] == {"greeting": "Hello S", "total": 2.0}
+    assert end["time_cost_ms"] >= 1000
+
+
+@pytest.mark.slow
+def test_stream_cancel_ends_with_error_frame(live_server_url: str, run_env: RunEnv) -> None:
+    response = requests.post(f"{live_server_url}/run/stream", headers=run_env.headers(), json={"name": "S", "seconds": 30},
+                             stream=True, timeout=30)
+    sent: list[float] = []
+
+    def cancel_on_start(item: object) -> bool:
+        frame = json.loads(item.data)  # type: ignore[attr-defined]
+        if frame["type"] == "workflow_start" and not sent:
+            sent.append(time.monotonic())
+            assert requests.post(f"{live_server_url}/cancel/{frame['run_id']}", headers=run_env.headers(),
+                                 timeout=10).status_code == 200
+        return False
+
+    events, _ = sse_read(response, until=cancel_on_start)
+    last = json.loads(events[-1].data)
+    assert last["type"] == "error" and last["message"] == "stopped" and last["status"] == "failed"
+    assert events[-1].at - sent[0] < 1.0
