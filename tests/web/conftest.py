@@ -1,0 +1,41 @@
+"""Fixtures for page tests: two teams (every fixture set has a second team), signed-in clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from accounts.permissions import SESSION_TEAM_KEY
+from tests.web.factories import team_with_members
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # Users made here sign in through force_login (or session cookies), never with the password
+    # against another process, so a cheap hasher is safe and saves seconds per test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def teams(db: Any) -> dict[str, Any]:
+    acme, acme_users = team_with_members("acme")
+    other, other_users = team_with_members("other")
+    return {"acme": acme, "acme_users": acme_users, "other": other, "other_users": other_users}
+
+
+@pytest.fixture
+def client_for(teams: dict[str, Any]) -> Any:
+    def make(role: str, team: str = "acme") -> Client:
+        client = Client()
+        client.force_login(teams[f"{team}_users"][role])
+        session = client.session
+        session[SESSION_TEAM_KEY] = str(teams[team].pk)
+        session.save()
+        return client
+
+    return make
+
+
+from tests.websockets.live_server import daphne_server  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""The server-rendered web UI: accounts, apps and workflows, the editor, runs."""

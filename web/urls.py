@@ -1,0 +1,48 @@
+"""Web UI routes (mounted last at the site root)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, re_path
+
+from web.views import accounts, durable, runs, static, team, workflows
+
+app_name = "web"
+
+urlpatterns = [
+    path("", accounts.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+         name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="/login/"), name="logout"),
+    path("signup/", accounts.signup, name="signup"),
+    path("teams/new/", accounts.team_new, name="team-new"),
+    path("teams/switch/", accounts.team_switch, name="team-switch"),
+    path("settings/members/", team.members, name="members"),
+    path("settings/members/<str:member_id>/role/", team.member_role, name="member-role"),
+    path("settings/members/<str:member_id>/remove/", team.member_remove, name="member-remove"),
+    path("settings/tokens/", team.tokens, name="tokens"),
+    path("settings/tokens/<str:token_id>/revoke/", team.token_revoke, name="token-revoke"),
+    path("settings/credentials/", team.credentials, name="credentials"),
+    path("settings/credentials/<str:credential_id>/", team.credential_edit, name="credential-edit"),
+    path("settings/parameters/", team.parameters, name="parameters"),
+    path("apps/", workflows.apps, name="apps"),
+    path("apps/<str:app_id>/", workflows.app_detail, name="app"),
+    path("apps/<str:app_id>/call/", workflows.app_call, name="app-call"),
+    path("workflows/<str:workflow_id>/", workflows.workflow_editor, name="workflow"),
+    path("workflows/<str:workflow_id>/draft", workflows.workflow_draft, name="workflow-draft"),
+    path("workflows/<str:workflow_id>/validate", workflows.workflow_validate, name="workflow-validate"),
+    path("workflows/<str:workflow_id>/publish", workflows.workflow_publish, name="workflow-publish"),
+    path("workflows/<str:workflow_id>/run", workflows.workflow_run, name="workflow-run"),
+    path("workflows/<str:workflow_id>/versions/", workflows.workflow_versions, name="workflow-versions"),
+    path("workflows/<str:workflow_id>/versions/<int:number>/activate", workflows.version_activate,
+         name="workflow-version-activate"),
+    path("workflows/<str:workflow_id>/versions/<int:number>/restore", workflows.version_restore,
+         name="workflow-version-restore"),
+    path("workflows/<str:workflow_id>/triggers/", durable.triggers, name="triggers"),
+    path("triggers/<str:trigger_id>/", durable.trigger_action, name="trigger-action"),
+    path("dead-letters/", durable.dead_letters, name="dead-letters"),
+    path("batches/", durable.batches, name="batches"),
+    path("runs/", runs.runs, name="runs"),
+    path("runs/<str:run_id>/", runs.run_detail, name="run"),
+    path("runs/<str:run_id>/stop", runs.run_stop_view, name="run-stop"),
+    path("runs/<str:run_id>/replay", runs.run_replay_view, name="run-replay"),
+    re_path(r"^static/(?P<path>.+)$", static.static_file, name="static"),
+]

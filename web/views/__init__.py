@@ -1,0 +1,1 @@
+"""Page views, one module per area: accounts, team settings, workflows and the editor, runs."""

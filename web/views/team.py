@@ -1,0 +1,148 @@
+"""Team settings pages: members and roles, API tokens, credentials, global parameters."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from accounts import selectors as accounts_selectors
+from accounts import services as accounts_services
+from config.errors import DomainError
+from web.access import Access, page, team_view
+from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm
+from web.views.accounts import form_errors_add
+from workflows.selectors import app_get, app_list
+
+
+@team_view(write="admin")
+def members(request: HttpRequest, access: Access) -> HttpResponse:
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            accounts_services.membership_add(
+                team=access.team, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+                password=form.cleaned_data["password"] or None, actor_role=access.role,
+            )
+        except DomainError as exc:
+            form_errors_add(form, exc, {"/email": "email", "/role": "role"})
+        else:
+            messages.success(request, f"{form.cleaned_data['email']} added as {form.cleaned_data['role']}.")
+            return redirect("web:members")
+    rows = accounts_selectors.member_list(team=access.team)
+    return page(request, access, "web/members.html", {"form": form, "members": rows, "role_form": MemberRoleForm()})
+
+
+@team_view(write="admin")
+def member_role(request: HttpRequest, access: Access, member_id: str) -> HttpResponse:
+    membership = accounts_selectors.member_get(team=access.team, id=member_id)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            accounts_services.membership_update(team=access.team, membership=membership, role=form.cleaned_data["role"],
+                                                actor_role=access.role)
+            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+    return redirect("web:members")
+
+
+@team_view(write="admin")
+def member_remove(request: HttpRequest, access: Access, member_id: str) -> HttpResponse:
+    membership = accounts_selectors.member_get(team=access.team, id=member_id)
+    try:
+        accounts_services.membership_remove(team=access.team, membership=membership, actor_role=access.role)
+        messages.success(request, f"{membership.user.email} removed.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect("web:members")
+
+
+@team_view()
+def tokens(request: HttpRequest, access: Access) -> HttpResponse:
+    app_choices = [(str(a.pk), a.name) for a in app_list(team=access.team)]
+    form = TokenForm(request.POST or None, apps=app_choices)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            app = app_get(team=access.team, id=data["app"]) if data["app"] else None
+            token, secret = accounts_services.token_create(
+                team=access.team, name=data["name"], scopes=data["scopes"], app=app, expires_at=data["expires_at"],
+                created_by=request.user,
+            )
+        except DomainError as exc:
+            form_errors_add(form, exc, {"/name": "name", "/scopes": "scopes", "/appId": "app", "/expiresAt": "expires_at"})
+        else:
+            # The secret is rendered in this response only; it is not stored anywhere readable.
+            form = TokenForm(apps=app_choices)
+            messages.success(request, f"Token “{token.name}” created. Copy the secret now: it is shown only once.")
+    rows = accounts_selectors.token_list(team=access.team)
+    return page(request, access, "web/tokens.html", {"form": form, "tokens": rows, "secret": secret})
+
+
+@team_view()
+def token_revoke(request: HttpRequest, access: Access, token_id: str) -> HttpResponse:
+    token = accounts_selectors.token_get(team=access.team, id=token_id)
+    accounts_services.token_revoke(team=access.team, token=token)
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("web:tokens")
+
+
+@team_view()
+def credentials(request: HttpRequest, access: Access) -> HttpResponse:
+    form = CredentialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            accounts_services.credential_create(team=access.team, name=form.cleaned_data["name"],
+                                                kind=form.cleaned_data["kind"], secrets=form.secrets())
+        except DomainError as exc:
+            form_errors_add(form, exc, {"/name": "name", "/kind": "kind", "/secrets/key": "key", "/secrets/token": "token",
+                                        "/secrets/username": "username", "/secrets/password": "password"})
+        else:
+            messages.success(request, f"Credential “{form.cleaned_data['name']}” saved.")
+            return redirect("web:credentials")
+    rows = [(c, accounts_selectors.credential_fields(c)) for c in accounts_selectors.credential_list(team=access.team)]
+    return page(request, access, "web/credentials.html", {"form": form, "credentials": rows})
+
+
+@team_view()
+def credential_edit(request: HttpRequest, access: Access, credential_id: str) -> HttpResponse:
+    """Replace a credential's secrets (never shown) or delete it."""
+    credential = accounts_selectors.credential_get(team=access.team, id=credential_id)
+    if request.POST.get("action") == "delete":
+        accounts_services.credential_delete(team=access.team, credential=credential)
+        messages.success(request, f"Credential “{credential.name}” deleted.")
+        return redirect("web:credentials")
+    form = CredentialForm(request.POST)
+    if form.is_valid():
+        try:
+            accounts_services.credential_update(team=access.team, credential=credential, name=form.cleaned_data["name"],
+                                                kind=form.cleaned_data["kind"], secrets=form.secrets())
+            messages.success(request, f"Credential “{credential.name}” updated.")
+        except DomainError as exc:
+            messages.error(request, "; ".join([exc.detail] + [f"{e['path']}: {e['message']}" for e in exc.errors]))
+    else:
+        messages.error(request, "Invalid credential form.")
+    return redirect("web:credentials")
+
+
+@team_view()
+def parameters(request: HttpRequest, access: Access) -> HttpResponse:
+    errors: list[dict[str, str]] = []
+    if request.method == "POST":
+        names = request.POST.getlist("name")
+        values_ = request.POST.getlist("value")
+        values = {n.strip(): v for n, v in zip(names, values_, strict=False) if n.strip()}
+        try:
+            accounts_services.parameters_replace(team=access.team, values=values)
+        except DomainError as exc:
+            errors = exc.errors
+            current = values
+        else:
+            messages.success(request, "Global parameters saved.")
+            return redirect("web:parameters")
+    else:
+        current = accounts_selectors.parameters_get(team=access.team)
+    rows = [*current.items(), ("", "")]
+    return page(request, access, "web/parameters.html", {"rows": rows, "errors": errors})

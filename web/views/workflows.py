@@ -1,0 +1,233 @@
+"""Apps and their workflows, the visual editor and its JSON endpoints, versions, the test panel.
+
+The editor's JSON endpoints (save draft, validate, publish, test run) answer
+``{"ok", "errors": [{"path", "message"}], ...}`` so that the editor can put each error on the node
+and field it concerns. They call the workflow and run services; no rule lives here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from config.errors import DomainError
+from runs.executor import run_execute_in_thread
+from runs.models import RunMode
+from runs.services import run_create
+from web.access import Access, page, team_view
+from web.forms import AppForm, WorkflowForm
+from web.views.accounts import form_errors_add
+from workflows import selectors as wf_selectors
+from workflows import services as wf_services
+from workflows.engine.graph import inputs_json_schema
+from workflows.engine.nodes.registry import NODE_TYPES
+
+
+def node_types_catalog() -> dict[str, dict[str, Any]]:
+    """What the editor needs about every node type: its title and its config JSON Schema."""
+    return {name: {"title": nt.title or name, "schema": nt.config_schema} for name, nt in NODE_TYPES.items()}
+
+
+def error_json(exc: DomainError) -> JsonResponse:
+    errors = exc.errors or [{"path": "", "message": exc.detail}]
+    return JsonResponse({"ok": False, "detail": exc.detail, "errors": errors}, status=exc.status)
+
+
+def body_json(request: HttpRequest) -> Any:
+    try:
+        return json.loads(request.body or b"{}")
+    except ValueError:
+        raise DomainError("The body is not JSON.", errors=[{"path": "", "message": "invalid JSON"}]) from None
+
+
+@team_view()
+def apps(request: HttpRequest, access: Access) -> HttpResponse:
+    form = AppForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            app = wf_services.app_create(team=access.team, name=form.cleaned_data["name"],
+                                         description=form.cleaned_data["description"], created_by=request.user)
+        except DomainError as exc:
+            form_errors_add(form, exc, {"/name": "name"})
+        else:
+            return redirect("web:app", app_id=app.pk)
+    rows = [(a, list(wf_selectors.workflow_list(team=access.team, app=a))) for a in wf_selectors.app_list(team=access.team)]
+    return page(request, access, "web/apps.html", {"form": form, "apps": rows})
+
+
+@team_view()
+def app_detail(request: HttpRequest, access: Access, app_id: str) -> HttpResponse:
+    app = wf_selectors.app_get(team=access.team, id=app_id)
+    form = WorkflowForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workflow = wf_services.workflow_create(team=access.team, app=app, name=form.cleaned_data["name"],
+                                                   description=form.cleaned_data["description"], created_by=request.user)
+        except DomainError as exc:
+            form_errors_add(form, exc, {"/name": "name"})
+        else:
+            return redirect("web:workflow", workflow_id=workflow.pk)
+    workflows = wf_selectors.workflow_list(team=access.team, app=app)
+    return page(request, access, "web/app.html", {"app": app, "workflows": workflows, "form": form})
+
+
+@team_view()
+def app_call(request: HttpRequest, access: Access, app_id: str) -> HttpResponse:
+    """How to call the app: base URL, the token header, curl for the three dialects."""
+    app = wf_selectors.app_get(team=access.team, id=app_id)
+    entry = app.entry_workflow
+    base = settings.WEFT_PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+    example: dict[str, Any] = {}
+    if entry is not None:
+        graph = entry.active_version.graph if entry.active_version else entry.graph
+        for name, decl in (graph.get("inputs") or {}).items():
+            example[name] = decl.get("default", {"string": "text", "number": 1, "integer": 1, "boolean": True,
+                                                 "object": {}, "array": []}.get(decl.get("type", "string"), "text"))
+    context = {
+        "app": app, "entry": entry, "base": base, "inputs_example": json.dumps(example),
+        "dify_body": json.dumps({"inputs": example, "response_mode": "blocking", "user": "user-1"}),
+        "native_body": json.dumps({"workflowId": str(entry.pk) if entry else "<workflow id>", "params": example,
+                                   "mode": "blocking"}),
+        "tokens_url": reverse("web:tokens"),
+    }
+    return page(request, access, "web/app_call.html", context)
+
+
+@team_view()
+def workflow_editor(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    versions = list(wf_selectors.version_list(team=access.team, workflow=workflow))
+    active = workflow.active_version
+    context = {
+        "workflow": workflow, "app": workflow.app, "versions": versions,
+        "editor_data": {
+            "workflowId": str(workflow.pk),
+            "graph": workflow.graph,
+            "nodeTypes": node_types_catalog(),
+            "errors": wf_services.workflow_validate(team=access.team, workflow=workflow),
+            "canEdit": access.can_edit, "canRun": access.can_run,
+            "activeVersion": active.number if active else None,
+            "inputsSchema": inputs_json_schema(active.graph) if active else None,
+            "urls": {
+                "save": reverse("web:workflow-draft", args=[workflow.pk]),
+                "validate": reverse("web:workflow-validate", args=[workflow.pk]),
+                "publish": reverse("web:workflow-publish", args=[workflow.pk]),
+                "run": reverse("web:workflow-run", args=[workflow.pk]),
+                "runPage": reverse("web:runs") + "__ID__/",
+                "stop": reverse("web:run-stop", args=["__ID__"]),
+            },
+        },
+    }
+    return page(request, access, "web/editor.html", context)
+
+
+@team_view()
+def workflow_draft(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    """Save the draft graph (it may be invalid); answer with its validation errors."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    try:
+        data = body_json(request)
+        workflow = wf_services.workflow_update(team=access.team, workflow=workflow, graph=data.get("graph"))
+    except DomainError as exc:
+        return error_json(exc)
+    return JsonResponse({"ok": True, "errors": wf_services.workflow_validate(team=access.team, workflow=workflow)})
+
+
+@team_view()
+def workflow_validate(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    try:
+        graph = body_json(request).get("graph")
+    except DomainError as exc:
+        return error_json(exc)
+    errors = wf_services.workflow_validate(team=access.team, workflow=workflow, graph=graph)
+    return JsonResponse({"ok": not errors, "errors": errors})
+
+
+@team_view()
+def workflow_publish(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    """Publish the saved draft (the editor saves first)."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    try:
+        version = wf_services.workflow_publish(team=access.team, workflow=workflow, published_by=request.user)
+    except DomainError as exc:
+        return error_json(exc)
+    return JsonResponse({"ok": True, "errors": [], "version": version.number,
+                         "inputsSchema": inputs_json_schema(version.graph)})
+
+
+@team_view(write="run")
+def workflow_run(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    """Test panel: a streaming UI run of the active version, executed on a thread of this process."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    try:
+        inputs = body_json(request).get("inputs", {})
+        with transaction.atomic():
+            run = run_create(team=access.team, workflow=workflow, inputs=inputs, mode=RunMode.STREAMING, dialect="ui",
+                             trigger="ui", user=request.user.email or request.user.username, created_by=request.user)
+            run_id = run.pk
+            transaction.on_commit(lambda: run_execute_in_thread(run_id))
+    except DomainError as exc:
+        return error_json(exc)
+    return JsonResponse({"ok": True, "runId": str(run.pk), "status": run.status}, status=201)
+
+
+def diff_lines(old: Any, new: Any, old_name: str, new_name: str) -> list[tuple[str, str]]:
+    """A unified line diff of two graphs as pretty JSON, as ``(kind, line)`` for the template."""
+    a = json.dumps(old, indent=2, sort_keys=True).splitlines()
+    b = json.dumps(new, indent=2, sort_keys=True).splitlines()
+    out = []
+    for line in difflib.unified_diff(a, b, fromfile=old_name, tofile=new_name, lineterm="", n=3):
+        kind = "hunk" if line.startswith("@@") else "add" if line.startswith("+") else "del" if line.startswith("-") else "ctx"
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        out.append((kind, line))
+    return out
+
+
+@team_view()
+def workflow_versions(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    """Version history; ``?a=<n>&b=<n|draft>`` diffs two versions (default: each against the previous)."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    versions = list(wf_selectors.version_list(team=access.team, workflow=workflow))
+    by_number = {str(v.number): v for v in versions}
+    b_key = request.GET.get("b") or (str(versions[0].number) if versions else "draft")
+    b_graph = workflow.graph if b_key == "draft" else getattr(by_number.get(b_key), "graph", None)
+    default_a = ""
+    if b_key == "draft" and versions:
+        default_a = str(versions[0].number)
+    elif b_key.isdigit() and str(int(b_key) - 1) in by_number:
+        default_a = str(int(b_key) - 1)
+    a_key = request.GET.get("a", default_a)
+    a_graph = getattr(by_number.get(a_key), "graph", {}) if a_key else {}
+    lines = diff_lines(a_graph, b_graph, f"v{a_key}" if a_key else "(nothing)",
+                       "draft" if b_key == "draft" else f"v{b_key}") if b_graph is not None else []
+    return page(request, access, "web/versions.html", {
+        "workflow": workflow, "app": workflow.app, "versions": versions, "a": a_key, "b": b_key, "lines": lines,
+    })
+
+
+@team_view()
+def version_activate(request: HttpRequest, access: Access, workflow_id: str, number: int) -> HttpResponse:
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    version = wf_services.version_activate(team=access.team, workflow=workflow, number=number)
+    messages.success(request, f"Version {version.number} is now active: new runs use it.")
+    return redirect("web:workflow-versions", workflow_id=workflow.pk)
+
+
+@team_view()
+def version_restore(request: HttpRequest, access: Access, workflow_id: str, number: int) -> HttpResponse:
+    """Copy a version's graph into the draft (to edit from there)."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    version = wf_selectors.version_get(team=access.team, workflow=workflow, number=number)
+    wf_services.workflow_update(team=access.team, workflow=workflow, graph=version.graph)
+    messages.success(request, f"The draft now holds version {version.number}'s graph.")
+    return redirect("web:workflow", workflow_id=workflow.pk)
