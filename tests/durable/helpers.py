@@ -1,0 +1,70 @@
+"""Helpers for the durable-execution tests: graphs, waiting, worker clusters as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from tests.support.processes import ROOT, django_env
+
+# Short leases and ticks so that crash recovery happens in seconds, not minutes.
+FAST_ENV = {"WEFT_LEASE_SECONDS": "2", "WEFT_TICK_SECONDS": "1", "WEFT_MAX_CLAIMS": "3",
+            "WEFT_HTTP_ALLOW_NETWORKS": "127.0.0.1/32", "WEFT_Q_LOG_LEVEL": "ERROR", "WEFT_LOG_LEVEL": "ERROR"}
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, step: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def delay_graph(seconds: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "inputs": {}, "outputs": {},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "wait", "type": "delay", "config": {"mode": "fixed", "seconds": seconds}},
+                  {"id": "end", "type": "end", "config": {"outputs": {"done": True}}}],
+        "edges": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "end"}],
+        **extra,
+    }
+
+
+def echo_graph(**extra: Any) -> dict[str, Any]:
+    """Outputs ``{"n": inputs.n}``; a condition sends odd ``n`` to a failing transform."""
+    return {
+        "inputs": {"n": {"type": "number", "required": True}}, "outputs": {},
+        "nodes": [{"id": "start", "type": "start"},
+                  {"id": "end", "type": "end", "config": {"outputs": {"n": "{{ inputs.n }}"}}}],
+        "edges": [{"from": "start", "to": "end"}],
+        **extra,
+    }
+
+
+@contextmanager
+def cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[Any]]:
+    """A django-q2 cluster (``manage.py qcluster``) on the test database; killed with SIGKILL after."""
+    # Its own process group: a kill takes the sentinel, the pusher, the monitor and every worker.
+    proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+                            env=django_env(**{**FAST_ENV, "WEFT_Q_WORKERS": str(workers), **env}),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        cluster_kill(proc)
+
+
+def cluster_kill(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL the cluster and its workers (a crash: nothing is cleaned up)."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
