@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# Test processes: the suite is mostly waiting on real servers and workers, so two run side by side
+# (one test module per process: --dist loadfile). PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 
 .PHONY: install run test lint bench bench-smoke browser clean
@@ -28,7 +31,7 @@ browser:
 
 test: install browser
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

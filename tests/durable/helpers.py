@@ -9,8 +9,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from runs.models import Run
 from tests.support.processes import ROOT, django_env
 
 # Short leases and ticks so that crash recovery happens in seconds, not minutes.
@@ -68,3 +73,15 @@ def cluster_kill(proc: subprocess.Popen[Any]) -> None:
     with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
+
+
+def runs_bulk(workflow: Any, count: int, inputs: dict | None = None) -> list[Any]:
+    """``count`` pending async runs written in one statement, each queued for a worker."""
+    now = timezone.now()
+    rows = [Run(team=workflow.team, app=workflow.app, workflow=workflow, version=workflow.active_version,
+                mode="async", inputs=inputs or {}, business_time=now, deadline=now + timedelta(hours=1))
+            for _ in range(count)]
+    Run.objects.bulk_create(rows, batch_size=500)
+    for run in rows:
+        async_task("runs.tasks.run_task", str(run.pk))
+    return [r.pk for r in rows]

@@ -1,6 +1,6 @@
 """Durable execution with real worker clusters (``manage.py qcluster`` subprocesses on the test
-database): kill -9 and resume, a run whose worker never comes back, 1,000 parked runs on one
-worker, two clusters sharing 2,000 runs, a schedule after downtime, a 500-item batch.
+database): kill -9 and resume, a run whose worker never comes back, two clusters sharing 2,000
+runs, a schedule after downtime, a 500-item batch (1,000 parked runs: ``test_parking.py``).
 
 Leases are 2 s and the durable tick 1 s here (``FAST_ENV``), so recovery takes seconds.
 """
@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from django.db.models import Count
 from django.utils import timezone
-from django_q.tasks import async_task
 from standardwebhooks import Webhook
 
 from runs.models import DeadLetter, NodeRun, Run, RunEvent
@@ -26,23 +25,11 @@ from runs.scheduling import schedules_ensure
 from runs.services import run_create
 from runs.tasks import run_enqueue_now
 from tests.conftest import published_make
-from tests.durable.helpers import cluster, cluster_kill, delay_graph, wait_for
+from tests.durable.helpers import cluster, cluster_kill, runs_bulk, wait_for
 from tests.engine.http_servers import Reply, scripted_server
 from workflows.models import Trigger
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def runs_bulk(workflow: Any, count: int, inputs: dict | None = None) -> list[Any]:
-    """``count`` pending async runs written in one statement, each queued for a worker."""
-    now = timezone.now()
-    rows = [Run(team=workflow.team, app=workflow.app, workflow=workflow, version=workflow.active_version,
-                mode="async", inputs=inputs or {}, business_time=now, deadline=now + timedelta(hours=1))
-            for _ in range(count)]
-    Run.objects.bulk_create(rows, batch_size=500)
-    for run in rows:
-        async_task("runs.tasks.run_task", str(run.pk))
-    return [r.pk for r in rows]
 
 
 def http_graph(server: Any) -> dict[str, Any]:
@@ -115,30 +102,6 @@ def test_a_run_whose_worker_never_comes_back_ends_on_the_dead_letter_list(team_a
         assert letter.reason == "max_claims" and letter.detail["code"] == "max_claims"
         assert RunEvent.objects.filter(run=run).order_by("-seq").first().type == "run_finished"
         assert sum(r.path == "/first" for r in server.requests) == 1
-
-
-def test_1000_runs_parked_on_a_one_minute_delay_finish_on_one_worker_without_holding_it(team_a):
-    """With one worker, 1,000 one-minute waits would take 1,000 minutes if a wait held the worker."""
-    workflow = published_make(team_a, delay_graph(60))
-    ids = runs_bulk(workflow, 1000)
-    started = time.monotonic()
-    with cluster(workers=1):
-        wait_for(lambda: Run.objects.filter(pk__in=ids, status="waiting").count() == 1000, timeout=90,
-                 step=0.5, what="all parked")
-        # All parked at once: none is running, i.e. none occupies the (only) worker.
-        assert Run.objects.filter(pk__in=ids, status="running").count() == 0
-        wait_for(lambda: Run.objects.filter(pk__in=ids, status="succeeded").count() == 1000, timeout=150,
-                 step=0.5, what="all finished")
-    wall = time.monotonic() - started
-    # Each run waited its minute off the worker: the waits add up to 1,000 minutes in < 3 minutes.
-    parked, resumed = {}, {}
-    for run_id, type_, created in RunEvent.objects.filter(run_id__in=ids, type__in=["run_waiting", "run_resumed"]) \
-            .values_list("run_id", "type", "created_at"):
-        (parked if type_ == "run_waiting" else resumed)[run_id] = created
-    waits = [(resumed[i] - parked[i]).total_seconds() for i in ids]
-    assert min(waits) >= 59.0
-    assert sum(waits) > 100 * wall  # impossible if waits held the single worker
-    assert set(Run.objects.filter(pk__in=ids).values_list("claim_count", flat=True)) == {2}
 
 
 def test_two_clusters_execute_2000_async_runs_each_exactly_once(team_a):
