@@ -11,8 +11,9 @@
   read per request; 0 turns one off.
 - ``BodySizeLimitMiddleware`` answers 413 for a body over ``WEFT_MAX_BODY_BYTES`` before a view
   parses it (problem+json, or Dify's body under ``/v1/``).
-- Concurrent runs per team are limited where runs are created (``runs.services.run_create``,
-  ``WEFT_MAX_CONCURRENT_RUNS``, ``RateLimited`` -> 429).
+- Concurrent blocking and streaming runs per team and per token are limited where runs are
+  created (``runs.services.concurrency_check``, ``WEFT_MAX_CONCURRENT_RUNS`` and
+  ``WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN``, ``RateLimited`` -> 429), atomically.
 """
 
 from __future__ import annotations

@@ -75,9 +75,6 @@ def run_create(
         raise AppUnavailable("The app is disabled.")
     version = version or workflow.active_version
     clean = run_inputs_validate(version=version, inputs=inputs)
-    limit = settings.WEFT_MAX_CONCURRENT_RUNS
-    if limit and parent_run is None and Run.objects.filter(team=team, status__in=ACTIVE_STATUSES, mode__in=[RunMode.BLOCKING, RunMode.STREAMING]).count() >= limit:
-        raise RateLimited("Too many concurrent runs for this team.", retry_after=1)
     now = timezone.now()
     seconds = deadline_seconds if deadline_seconds is not None else MODE_TIMEOUTS[RunMode(mode)]()
     claimed: dict[str, Any] = {}
@@ -89,12 +86,41 @@ def run_create(
 
         claimed = {"status": RunStatus.RUNNING, "worker": WORKER_ID, "claim_count": 1, "started_at": now,
                    "heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)}
-    return Run.objects.create(
+    fields = dict(
         team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
         trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
         business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
         replay_of=replay_of, **claimed,
     )
+    if mode == RunMode.ASYNC or parent_run is not None:
+        return Run.objects.create(**fields)
+    with transaction.atomic():
+        concurrency_check(team=team, token=token)
+        return Run.objects.create(**fields)
+
+
+INTERACTIVE_MODES = (RunMode.BLOCKING, RunMode.STREAMING)
+
+
+def concurrency_check(*, team: Team, token: ApiToken | None) -> None:
+    """Refuse a new blocking or streaming run when the team (``WEFT_MAX_CONCURRENT_RUNS``) or the
+    token (``WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN``) already has that many active ones (0: no limit).
+
+    Call inside the transaction that inserts the run. The team row is locked first (``FOR UPDATE``
+    on PostgreSQL; SQLite's ``IMMEDIATE`` transactions already serialise writers), so the count and
+    the insert are atomic: N+k simultaneous requests over a limit of N get exactly k refusals.
+    Async runs are never refused here: they queue for the workers, whose number bounds them.
+    """
+    team_limit = int(settings.WEFT_MAX_CONCURRENT_RUNS)
+    token_limit = int(settings.WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN) if token is not None else 0
+    if not team_limit and not token_limit:
+        return
+    Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True).first()
+    active = Run.objects.filter(team=team, status__in=ACTIVE_STATUSES, mode__in=INTERACTIVE_MODES)
+    if team_limit and active.count() >= team_limit:
+        raise RateLimited(f"Too many concurrent runs for this team (limit {team_limit}).", retry_after=1)
+    if token_limit and active.filter(token=token).count() >= token_limit:
+        raise RateLimited(f"Too many concurrent runs for this token (limit {token_limit}).", retry_after=1)
 
 
 def run_events_append(*, run: Run, events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

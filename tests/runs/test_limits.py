@@ -15,10 +15,13 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
+from accounts.services import token_create
+from accounts.tokens import token_split
 from runs.limits import window_count
 from runs.models import Run
 from tests.conftest import client_with_token
-from tests.runs.conftest import RunEnv, run_count
+from tests.runs.conftest import RunEnv, run_count, run_env_make
 
 
 @pytest.fixture(autouse=True)
@@ -105,15 +108,52 @@ def test_body_over_the_limit_is_413_in_each_format(run_env: RunEnv) -> None:
     assert run_count() == 1
 
 
-@override_settings(WEFT_MAX_CONCURRENT_RUNS=1)
+@override_settings(WEFT_MAX_CONCURRENT_RUNS=1, WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN=0)
 def test_concurrent_runs_per_team(run_env: RunEnv) -> None:
-    now = timezone.now()
-    Run.objects.create(team=run_env.team, app=run_env.app, workflow=run_env.workflow,
-                       version=run_env.workflow.active_version, status="running", mode="streaming",
-                       inputs={"name": "busy"}, business_time=now, deadline=now + timedelta(minutes=15))
+    busy = active_run(run_env, mode="streaming")
     response = run_env.client().post("/v1/workflows/run", {"inputs": {"name": "x"}, "user": "u"}, format="json")
     assert response.status_code == 429 and response.json()["code"] == "too_many_requests"
-    assert response["Retry-After"] == "1"
+    assert response["Retry-After"] == "1" and "team" in response.json()["message"]
     response = run_env.client().post("/run", {"name": "x"}, format="json")
     assert response.status_code == 429 and response["Content-Type"] == "application/problem+json"
     assert run_count() == 1
+    # Async runs queue instead: never refused for concurrency.
+    response = run_env.client(run_env.team_token).post(
+        "/api/v1/workflows/run", {"workflowId": str(run_env.workflow.pk), "params": {"name": "x"}, "mode": "async"},
+        format="json")
+    assert response.status_code == 202 and run_count() == 2
+    # Another team is not affected.
+    other = run_env_make(run_env.other_team, run_env.team)
+    assert other.client().post("/run", {"name": "x"}, format="json").status_code == 200
+    # Once the busy run ends, the team can run again.
+    Run.objects.filter(pk=busy.pk).update(status="succeeded")
+    assert run_env.client().post("/run", {"name": "x"}, format="json").status_code == 200
+
+
+@override_settings(WEFT_MAX_CONCURRENT_RUNS=0, WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN=1)
+def test_concurrent_runs_per_token(run_env: RunEnv) -> None:
+    active_run(run_env, mode="blocking", token=ApiToken.objects.get(prefix=token_split(run_env.app_token)[0]))
+    response = run_env.client().post("/run", {"name": "x"}, format="json")
+    assert response.status_code == 429 and "token" in response.json()["detail"]
+    # Another token of the same team has its own allowance.
+    _, second = token_create(team=run_env.team, name="second", scopes=["run"], app=run_env.app)
+    assert run_env.client(second).post("/run", {"name": "x"}, format="json").status_code == 200
+
+
+@override_settings(WEFT_MAX_CONCURRENT_RUNS=2, WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN=0,
+                   WEFT_RATE_LIMIT_PER_MINUTE=0, WEFT_TEAM_RATE_LIMIT_PER_MINUTE=0)
+def test_a_burst_over_the_concurrency_limit_gets_exactly_k_refusals(run_env: RunEnv) -> None:
+    """Five simultaneous blocking runs of two seconds with a team limit of two: exactly three 429s,
+    and exactly two runs written (the count and the insert are atomic)."""
+    clients = [run_env.client() for _ in range(5)]
+    responses = burst(clients, "post", "/run", {"name": "x", "seconds": 2})
+    assert sorted(r.status_code for r in responses) == [200] * 2 + [429] * 3
+    assert run_count() == 2
+    assert set(Run.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def active_run(run_env: RunEnv, *, mode: str, token: ApiToken | None = None) -> Run:
+    now = timezone.now()
+    return Run.objects.create(team=run_env.team, app=run_env.app, workflow=run_env.workflow,
+                              version=run_env.workflow.active_version, status="running", mode=mode, token=token,
+                              inputs={"name": "busy"}, business_time=now, deadline=now + timedelta(minutes=15))
