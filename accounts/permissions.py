@@ -3,6 +3,10 @@
 Views declare ``required_scopes = {"GET": "read", "POST": "manage", ...}`` (or one string for
 every method). The team a request acts for comes from ``request_team``: the token's team, or the
 signed-in user's current team (session), never from the URL.
+
+An **app-bound token** reaches only its app: views that accept one declare ``app_tokens = True``
+and narrow their lookups with ``request_app_id`` (the run APIs of every dialect); every other view
+(team administration, apps, workflows, credentials, ...) answers 403 to it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def request_team(request: Any) -> Team:
     return membership.team
 
 
+def request_app_id(request: Any) -> Any:
+    """The app an app-bound token is limited to, or None (team tokens and signed-in members)."""
+    auth = getattr(request, "auth", None)
+    return auth.app_id if isinstance(auth, ApiToken) else None
+
+
 def request_user(request: Any) -> Any:
     """The signed-in Django user, or None for a token (a token acts for its team, not a person)."""
     user = getattr(request, "user", None)
@@ -79,6 +89,8 @@ class HasScope(permissions.BasePermission):
             return True
         if request.user is None or not getattr(request.user, "is_authenticated", False):
             raise exceptions.NotAuthenticated()
+        if request_app_id(request) is not None and not getattr(view, "app_tokens", False):
+            raise exceptions.PermissionDenied("This token is bound to one app; this endpoint needs a team token.")
         needed = required_scope(view, request.method)
         if needed is None:
             return True

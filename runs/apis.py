@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
-from accounts.permissions import request_team
-from config.errors import InvalidInput
+from accounts.permissions import request_app_id, request_team
+from config.errors import InvalidInput, NotFound
 from runs import selectors, services
 from runs.executor import run_execute
 from runs.models import RunMode, RunStatus
@@ -109,8 +109,23 @@ def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode
     )
 
 
+def request_run(request: Request, run_id: Any) -> Any:
+    """A run of the request's team, and of its token's app for an app-bound token (else 404)."""
+    return selectors.run_get(team=request_team(request), id=run_id, app_id=request_app_id(request))
+
+
+def request_workflow(request: Request, workflow_id: Any) -> Any:
+    """A workflow of the request's team, and of its token's app for an app-bound token (else 404)."""
+    workflow = workflow_get(team=request_team(request), id=workflow_id)
+    app_id = request_app_id(request)
+    if app_id is not None and workflow.app_id != app_id:
+        raise NotFound("Workflow not found.")
+    return workflow
+
+
 class RunStartApi(APIView):
     required_scopes = "run"
+    app_tokens = True
 
     @extend_schema(operation_id="runs_start", tags=["runs"], request=RunStartIn,
                    responses={200: RunOut, 202: RunAccepted},
@@ -121,7 +136,7 @@ class RunStartApi(APIView):
         data.is_valid(raise_exception=True)
         team = request_team(request)
         try:
-            workflow = workflow_get(team=team, id=data.validated_data["workflowId"])
+            workflow = request_workflow(request, data.validated_data["workflowId"])
         except Exception as exc:
             if getattr(exc, "status", None) == 404:
                 raise InvalidInput("Unknown workflow.", errors=[{"path": "/workflowId", "message": "no such workflow"}]) from None
@@ -140,6 +155,7 @@ class RunStartApi(APIView):
 
 class RunListApi(APIView):
     required_scopes = "read"
+    app_tokens = True
 
     class FilterIn(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
@@ -156,41 +172,46 @@ class RunListApi(APIView):
         filters = self.FilterIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
+        app_id = request_app_id(request)
+        if app_id is not None and f.get("appId") not in (None, app_id):
+            return Response({"data": [], "nextCursor": None})  # another app: nothing this token may see
         rows, next_cursor = selectors.run_list(
             team=request_team(request), limit=f["limit"], cursor=f.get("cursor"), status=f.get("status"),
-            workflow_id=f.get("workflowId"), app_id=f.get("appId"), trigger=f.get("trigger"), since=f.get("since"),
+            workflow_id=f.get("workflowId"), app_id=app_id or f.get("appId"), trigger=f.get("trigger"),
+            since=f.get("since"),
         )
         return Response({"data": [run_dict(r) for r in rows], "nextCursor": next_cursor})
 
 
 class RunDetailApi(APIView):
     required_scopes = "read"
+    app_tokens = True
 
     @extend_schema(operation_id="runs_get", tags=["runs"], responses=RunOut)
     def get(self, request: Request, run_id: str) -> Response:
-        run = selectors.run_get(team=request_team(request), id=run_id)
+        run = request_run(request, run_id)
         return Response(run_dict(run, list(selectors.node_runs(run=run))))
 
 
 class RunStopApi(APIView):
     required_scopes = "run"
+    app_tokens = True
 
     @extend_schema(operation_id="runs_stop", tags=["runs"], request=None, responses=RunOut,
                    description="Request a stop: the run ends as `stopped` within a second.")
     def post(self, request: Request, run_id: str) -> Response:
-        team = request_team(request)
-        run = services.run_stop(team=team, run=selectors.run_get(team=team, id=run_id))
+        run = services.run_stop(team=request_team(request), run=request_run(request, run_id))
         return Response(run_dict(run))
 
 
 class RunReplayApi(APIView):
     required_scopes = "run"
+    app_tokens = True
 
     @extend_schema(operation_id="runs_replay", tags=["runs"], request=None, responses={202: RunAccepted},
                    description="A new async run of the same workflow with the same inputs, linked to this one.")
     def post(self, request: Request, run_id: str) -> Response:
-        team = request_team(request)
-        run = services.run_replay(team=team, run=selectors.run_get(team=team, id=run_id),
+        run = services.run_replay(team=request_team(request), run=request_run(request, run_id),
                                   token=request_token(request), created_by=request_user(request))
         run_enqueue(run.pk)
         return Response({"runId": str(run.pk), "status": run.status}, status=202)
@@ -241,6 +262,7 @@ def last_event_id(request: Request) -> int:
 
 class RunEventsApi(APIView):
     required_scopes = "read"
+    app_tokens = True
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     @extend_schema(
@@ -255,7 +277,7 @@ class RunEventsApi(APIView):
                                      "comments keep the connection open.")},
         description="The run's event log from `Last-Event-ID` on, then its live events.")
     def get(self, request: Request, run_id: str) -> Any:
-        run = selectors.run_get(team=request_team(request), id=run_id)
+        run = request_run(request, run_id)
         follower = RunFollower(run.pk, after=last_event_id(request))  # listener first, then the log
 
         def frames(event: dict[str, Any]) -> list[bytes]:
@@ -270,12 +292,13 @@ class WorkflowTriggerIn(serializers.Serializer):
 
 class WorkflowTriggerApi(APIView):
     required_scopes = "run"
+    app_tokens = True
 
     @extend_schema(operation_id="workflows_trigger", tags=["runs"], request=WorkflowTriggerIn,
                    responses={202: inline_serializer("TriggerAccepted", {"runId": serializers.UUIDField()})},
                    description="Webhook trigger with a token: the payload becomes the inputs of an async run.")
     def post(self, request: Request, workflow_id: str) -> Response:
-        workflow = workflow_get(team=request_team(request), id=workflow_id)
+        workflow = request_workflow(request, workflow_id)
         data = WorkflowTriggerIn(data=request.data)
         data.is_valid(raise_exception=True)
         run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["payload"],

@@ -15,8 +15,12 @@ from config.errors import InvalidInput
 from runs.models import NodeRun, Run, RunEvent
 
 
-def run_get(*, team: Team, id: Any) -> Run:
-    return row_get(Run.objects.filter(team=team).select_related("workflow", "app", "version"), "Run", pk=id)
+def run_get(*, team: Team, id: Any, app_id: Any = None) -> Run:
+    """A run of the team (and of ``app_id`` when given: an app-bound token's reach); else NotFound."""
+    qs = Run.objects.filter(team=team).select_related("workflow", "app", "version")
+    if app_id is not None:
+        qs = qs.filter(app_id=app_id)
+    return row_get(qs, "Run", pk=id)
 
 
 def run_get_by_task(*, team: Team, task_id: Any) -> Run:

@@ -37,6 +37,7 @@ class DialectView(APIView):
 
     authentication_classes = [ApiTokenAuthentication]
     renderer_classes = [JSONRenderer, EventStreamRenderer]
+    app_tokens = True  # every lookup below is narrowed to an app-bound token's app
     required_scopes: Any = "run"
 
 
