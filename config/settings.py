@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -91,7 +92,13 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'weft.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Worker processes (``manage.py qcluster``: long-lived, synchronous threads) keep their connection;
+# django-q2 closes every connection before it forks. The web process (ASGI: Daphne) opens one per
+# request, as Django advises for async servers. WEFT_DB_CONN_MAX_AGE overrides both.
+_IS_WORKER = "qcluster" in sys.argv
+DATABASES = {"default": dj_database_url.parse(
+    DATABASE_URL, conn_max_age=env_int("WEFT_DB_CONN_MAX_AGE", 600 if _IS_WORKER else 0),
+    conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + busy timeout + IMMEDIATE transactions: the web server and the workers write to the
     # same file; concurrent writers queue instead of failing with "database is locked".
@@ -183,7 +190,9 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "poll": 0.2,
-    "save_limit": 1000,
+    # Successful tasks are not kept: a run's record is the run (django-q2 would otherwise load and
+    # lock its whole success table on every task to prune it). Failures are kept.
+    "save_limit": -1,
     "ack_failures": True,
     "sync": env_bool("WEFT_Q_SYNC", False),
     "log_level": os.environ.get("WEFT_Q_LOG_LEVEL", "WARNING"),

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import ApiToken, Team
@@ -115,11 +115,13 @@ def concurrency_check(*, team: Team, token: ApiToken | None) -> None:
     token_limit = int(settings.WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN) if token is not None else 0
     if not team_limit and not token_limit:
         return
-    Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True).first()
-    active = Run.objects.filter(team=team, status__in=ACTIVE_STATUSES, mode__in=INTERACTIVE_MODES)
-    if team_limit and active.count() >= team_limit:
+    if connection.features.has_select_for_update:
+        Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True).first()
+    counts = Run.objects.filter(team=team, status__in=ACTIVE_STATUSES, mode__in=INTERACTIVE_MODES).aggregate(
+        team=Count("pk"), token=Count("pk", filter=Q(token=token)))
+    if team_limit and counts["team"] >= team_limit:
         raise RateLimited(f"Too many concurrent runs for this team (limit {team_limit}).", retry_after=1)
-    if token_limit and active.filter(token=token).count() >= token_limit:
+    if token_limit and counts["token"] >= token_limit:
         raise RateLimited(f"Too many concurrent runs for this token (limit {token_limit}).", retry_after=1)
 
 

@@ -160,6 +160,21 @@ def client_with_session(user: User) -> APIClient:
     return client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def test_database_released(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """At the end of the session, cut the connections that servers and workers killed by the tests
+    may leave behind on PostgreSQL, so that the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    connection.close()
+
+
 @pytest.fixture
 def token_client(db: Any) -> Callable[..., APIClient]:
     return client_with_token
