@@ -31,6 +31,7 @@ class BareApi(APIView):
     """Token-authenticated, scope-checked, parses the body, returns the same JSON as the run."""
 
     required_scopes = "run"
+    app_tokens = True  # the same app token as the run endpoint
 
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):

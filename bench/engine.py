@@ -41,7 +41,7 @@ class NullHost:
     def load(self) -> list[NodeRecord]:
         return []
 
-    def commit(self, records: list[NodeRecord], events: list[EngineEvent]) -> None:
+    def commit(self, records: list[NodeRecord], events: list[EngineEvent], *, last: bool = False) -> None:
         if self.keep:
             for record in records:
                 if record.status == "succeeded":

@@ -103,6 +103,10 @@ def record_from_noderun(row: NodeRun) -> NodeRecord:
     )
 
 
+def finished_count(records: Any) -> int:
+    return sum(1 for r in records if r.status in ("succeeded", "failed", "skipped", "stopped"))
+
+
 class RunHost:
     """The engine's host for one claimed run: loads and commits node records under the lease."""
 
@@ -114,25 +118,34 @@ class RunHost:
         # Events waiting for the next write (run_started rides with the first step: one transaction less).
         self.pending: list[tuple[str, dict[str, Any]]] = []
         self.pending_status: str | None = None
+        # The engine's last step (pure nodes only), written with the run's end: one transaction less.
+        self.pending_records: list[NodeRecord] = []
 
     def _lease_q(self) -> Q:
         return Q(pk=self.run.pk, worker=WORKER_ID, claim_count=self.claim, status=RunStatus.RUNNING)
 
     def load(self) -> list[NodeRecord]:
+        if self.claim == 1 and self.seq == 0:
+            return []  # never written to (every write appends an event): nothing to resume
         return [record_from_noderun(r) for r in NodeRun.objects.filter(run_id=self.run.pk).order_by("index")]
 
-    def commit(self, records: list[NodeRecord], events: list[EngineEvent]) -> None:
+    def commit(self, records: list[NodeRecord], events: list[EngineEvent], *, last: bool = False) -> None:
+        if last:
+            self.pending_records.extend(records)
+            self.pending.extend((e.type, e.data) for e in events)
+            return
         self.write(records=records, events=[(e.type, e.data) for e in events])
 
     def write(self, *, records: list[NodeRecord] = (), events: list[tuple[str, dict[str, Any]]] = (),
               run_fields: dict[str, Any] | None = None, status_change: str | None = None) -> None:
         """One transaction: lease check (+ run fields), node runs upserted, events appended."""
-        if self.pending:
+        if self.pending or self.pending_records:
             events = [*self.pending, *events]
+            records = [*self.pending_records, *records]
             status_change = status_change or self.pending_status
-            self.pending, self.pending_status = [], None
+            self.pending, self.pending_status, self.pending_records = [], None, []
         now = timezone.now()
-        finished = sum(1 for r in records if r.status in ("succeeded", "failed", "skipped", "stopped"))
+        finished = finished_count(records)
         fields = {"event_seq": self.seq + len(events), "total_steps": self.steps + finished,
                   "heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)}
         fields.update(run_fields or {})
@@ -318,7 +331,7 @@ def run_finish(run: Run, host: RunHost, outcome: RunOutcome) -> Run | None:
         run.outputs = outcome.outputs
         run.error = outcome.error
         run.finished_at = now
-        run.total_steps = host.steps
+        run.total_steps = host.steps + finished_count(host.pending_records)
         run.lease_expires_at = None
         try:
             host.write(events=[("run_finished", run_finished_data(run))],

@@ -31,7 +31,7 @@ class FakeHost:
     def load(self) -> list[NodeRecord]:
         return list(self.records.values())
 
-    def commit(self, records: list[NodeRecord], events: list[EngineEvent]) -> None:
+    def commit(self, records: list[NodeRecord], events: list[EngineEvent], *, last: bool = False) -> None:
         self.thread_ids.add(threading.get_ident())
         self.commits += 1
         if self.commits == self.fail_at and not self.persist_before_fail:

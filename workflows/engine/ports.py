@@ -61,8 +61,11 @@ class Host(Protocol):
         """Records of an interrupted run (empty for a new run)."""
         ...
 
-    def commit(self, records: list[NodeRecord], events: list[EngineEvent]) -> None:
-        """Persist one step. May raise (lease lost): the engine stops and re-raises."""
+    def commit(self, records: list[NodeRecord], events: list[EngineEvent], *, last: bool = False) -> None:
+        """Persist one step. May raise (lease lost): the engine stops and re-raises.
+
+        ``last``: no step follows and the step holds only inline (pure) nodes, so the host may keep
+        it and write it together with the run's end; a crash in between re-runs only pure nodes."""
         ...
 
 

@@ -32,6 +32,7 @@ from workflows.engine.nodes.base import (
     RunDeadlineExceeded,
     RunStopped,
 )
+from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.params import ParamError
 from workflows.engine.ports import TERMINAL_STATUSES, EngineEvent, NodeRecord, RunContext, RunOutcome
 from workflows.engine.templates import SCOPE_MISSING, CelError, compile_expr, evaluate
@@ -209,9 +210,10 @@ class _Scheduler:
                         self.clock.monotonic() - self.halt_mono > STOP_GRACE:
                     for ex in list(self.inflight):
                         self.finish_stopped(ex)
+                done = not self.inflight and not self.timers and (self.halt is not None or not self.ready)
                 if self.records or self.events:
-                    self.commit()
-                if not self.inflight and not self.timers and (self.halt is not None or not self.ready):
+                    self.commit(last=done and not (self.halt == "failed" and self.rollback))
+                if done:
                     break
             if self.halt == "failed" and self.rollback:
                 self.run_rollback()
@@ -235,11 +237,14 @@ class _Scheduler:
                 if frame.failed is None:
                     self.begin(frame, node_id)
 
-    def commit(self) -> None:
+    def commit(self, last: bool = False) -> None:
+        """Hand the step to the host. ``last`` (no step follows and every node in it is inline, so
+        re-running it after a crash has no effect) lets the host write it with the run's end."""
         records, events = self.records, self.events
         self.records, self.events = [], []
         self.steps += 1
-        self.ctx.host.commit(records, events)
+        last = last and all(getattr(NODE_TYPES.get(r.node_type), "inline", False) for r in records)
+        self.ctx.host.commit(records, events, last=last)
 
     def check_halt(self) -> None:
         if self.halt in ("stopped", "timeout", "failed"):
