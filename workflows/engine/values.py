@@ -89,21 +89,48 @@ def static_container_ids(value: Any, into: set[int]) -> bool:
 def resolve_value(value: Any, scope: Mapping[str, Any], run_values: RunValues,
                   static_ids: set[int] | frozenset[int] = frozenset(), path: list[Any] | None = None) -> Any:
     """Resolved copy of ``value``. Raises ValueError_ naming the failing field."""
+    try:
+        return _resolve(value, scope, run_values, static_ids)
+    except _Failed as failed:
+        raise ValueError_([*(path or []), *reversed(failed.parts)], failed.message) from None
+
+
+class _Failed(Exception):
+    """A failure deep in a value; the path is collected on the way out (no path lists on success)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.parts: list[Any] = []
+
+
+def _resolve(value: Any, scope: Mapping[str, Any], run_values: RunValues, static_ids: set[int] | frozenset[int]) -> Any:
     if isinstance(value, str):
         if not is_dynamic(value):
             return value
         try:
             return run_values.resolve_string(value, scope)
         except (CelError, MacroError, ParamError) as exc:
-            raise ValueError_(path or [], str(exc)) from None
+            raise _Failed(str(exc)) from None
     if isinstance(value, dict):
         if id(value) in static_ids:
             return value
-        base = path or []
-        return {k: resolve_value(v, scope, run_values, static_ids, [*base, k]) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            try:
+                out[k] = _resolve(v, scope, run_values, static_ids)
+            except _Failed as failed:
+                failed.parts.append(k)
+                raise
+        return out
     if isinstance(value, list):
         if id(value) in static_ids:
             return value
-        base = path or []
-        return [resolve_value(v, scope, run_values, static_ids, [*base, i]) for i, v in enumerate(value)]
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_resolve(v, scope, run_values, static_ids))
+            except _Failed as failed:
+                failed.parts.append(i)
+                raise
+        return items
     return value
