@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +13,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from runs.models import Run
-from tests.support.processes import ROOT, django_env
+from tests.support.processes import qcluster, stop
 
 # Short leases and ticks so that crash recovery happens in seconds, not minutes.
 FAST_ENV = {"WEFT_LEASE_SECONDS": "2", "WEFT_TICK_SECONDS": "1", "WEFT_MAX_CLAIMS": "3",
@@ -58,10 +55,7 @@ def echo_graph(**extra: Any) -> dict[str, Any]:
 @contextmanager
 def cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[Any]]:
     """A django-q2 cluster (``manage.py qcluster``) on the test database; killed with SIGKILL after."""
-    # Its own process group: a kill takes the sentinel, the pusher, the monitor and every worker.
-    proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
-                            env=django_env(**{**FAST_ENV, "WEFT_Q_WORKERS": str(workers), **env}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = qcluster(workers, **{**FAST_ENV, **env})
     try:
         yield proc
     finally:
@@ -70,9 +64,7 @@ def cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[Any]]:
 
 def cluster_kill(proc: subprocess.Popen[Any]) -> None:
     """SIGKILL the cluster and its workers (a crash: nothing is cleaned up)."""
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    stop(proc, kill=True)
 
 
 def runs_bulk(workflow: Any, count: int, inputs: dict | None = None) -> list[Any]:
