@@ -18,7 +18,7 @@ from django.db.models import Max
 from accounts.models import Team
 from accounts.selectors import credential_names, parameters_get
 from config.errors import Conflict, InvalidInput
-from runs.models import ACTIVE_STATUSES, Run
+from runs.models import ACTIVE_STATUSES, BatchJob, Run
 from workflows.models import App, Workflow, WorkflowVersion, empty_graph
 from workflows.selectors import version_get
 
@@ -114,7 +114,15 @@ def app_update(
 def app_delete(*, team: Team, app: App) -> None:
     """Delete the app with its workflows, versions, runs and app-bound tokens (not while runs are active)."""
     _active_runs_check(Run.objects.filter(team=team, app=app), "app")
+    _history_delete(Run.objects.filter(team=team, app=app), BatchJob.objects.filter(team=team, workflow__app=app))
     App.objects.filter(team=team, pk=app.pk).delete()
+
+
+def _history_delete(runs: Any, jobs: Any) -> None:
+    """Finished runs and batch jobs go first: they protect the versions they ran (a published version
+    cannot be deleted from under its runs), so the cascade from the app or workflow would refuse."""
+    jobs.delete()
+    runs.delete()
 
 
 @transaction.atomic
@@ -169,6 +177,7 @@ def workflow_delete(*, team: Team, workflow: Workflow) -> None:
     """Delete the workflow with its versions and runs; the app's entry moves to its oldest other workflow."""
     _active_runs_check(Run.objects.filter(team=team, workflow=workflow), "workflow")
     app = App.objects.select_for_update().get(team=team, pk=workflow.app_id)
+    _history_delete(Run.objects.filter(team=team, workflow=workflow), BatchJob.objects.filter(team=team, workflow=workflow))
     Workflow.objects.filter(team=team, pk=workflow.pk).delete()
     if app.entry_workflow_id in (None, workflow.pk):
         app.entry_workflow = Workflow.objects.filter(team=team, app=app).order_by("created_at", "id").first()

@@ -91,6 +91,8 @@ def test_viewer_sees_but_cannot_edit_or_run(teams: dict[str, Any], client_for: A
         (f"/workflows/{workflow.pk}/publish", {}),
         (f"/workflows/{workflow.pk}/run", {}),
         (f"/workflows/{workflow.pk}/versions/1/activate", {}),
+        (f"/workflows/{workflow.pk}/delete/", {}),
+        (f"/apps/{workflow.app_id}/delete/", {}),
         ("/settings/tokens/", {"name": "t", "scopes": ["run"]}),
         ("/settings/credentials/", {"name": "c", "kind": "bearer", "token": "s"}),
         ("/settings/parameters/", {"name": ["a"], "value": ["b"]}),
@@ -98,7 +100,7 @@ def test_viewer_sees_but_cannot_edit_or_run(teams: dict[str, Any], client_for: A
     ]
     for url, data in refused:
         assert viewer.post(url, data).status_code == 403, url
-    assert App.objects.filter(team=teams["acme"]).count() == 1
+    assert App.objects.filter(team=teams["acme"]).count() == 1 and Workflow.objects.filter(pk=workflow.pk).exists()
     assert not ApiToken.objects.exists() and not Credential.objects.exists() and not GlobalParameter.objects.exists()
     assert not Run.objects.exists()
 
@@ -111,7 +113,44 @@ def test_another_teams_objects_are_404(teams: dict[str, Any], client_for: Any) -
         assert client.get(url).status_code == 404, url
     assert post_json(client, f"/workflows/{workflow.pk}/run", {"inputs": {"name": "x"}}).status_code == 404
     assert post_json(client, f"/workflows/{workflow.pk}/draft", {"graph": three_node_graph()}).status_code == 404
+    assert client.post(f"/workflows/{workflow.pk}/delete/").status_code == 404
+    assert client.post(f"/apps/{workflow.app_id}/delete/").status_code == 404
+    assert Workflow.objects.filter(pk=workflow.pk).exists() and App.objects.filter(pk=workflow.app_id).exists()
     assert not Run.objects.exists()
+
+
+def test_delete_a_workflow_then_the_app_and_not_while_a_run_is_active(teams: dict[str, Any],
+                                                                      client_for: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    workflow = published_workflow(teams["acme"], teams["acme_users"]["owner"])
+    second = Workflow.objects.create(team=teams["acme"], app=workflow.app, name="second", graph=three_node_graph())
+    editor = client_for("editor")
+    page = editor.get(f"/apps/{workflow.app_id}/").content.decode()
+    assert f"/workflows/{second.pk}/delete/" in page and f"/apps/{workflow.app_id}/delete/" in page
+    assert b"/delete/" not in client_for("viewer").get(f"/apps/{workflow.app_id}/").content
+
+    response = editor.post(f"/workflows/{second.pk}/delete/", follow=True)
+    assert response.redirect_chain[-1][0] == f"/apps/{workflow.app_id}/"
+    assert "Workflow second deleted." in response.content.decode()
+    assert not Workflow.objects.filter(pk=second.pk).exists() and Workflow.objects.filter(pk=workflow.pk).exists()
+
+    now = timezone.now()
+    active = Run.objects.create(team=teams["acme"], app=workflow.app, workflow=workflow,
+                                version=workflow.active_version, status="running", mode="async", inputs={},
+                                business_time=now, deadline=now + timedelta(hours=1))
+    response = editor.post(f"/apps/{workflow.app_id}/delete/", follow=True)
+    assert response.redirect_chain[-1][0] == f"/apps/{workflow.app_id}/"
+    assert "The app has runs in progress; stop them first." in response.content.decode()
+    assert App.objects.filter(pk=workflow.app_id).exists() and Run.objects.filter(pk=active.pk).exists()
+
+    Run.objects.filter(pk=active.pk).update(status="succeeded", finished_at=now)
+    response = editor.post(f"/apps/{workflow.app_id}/delete/", follow=True)
+    assert response.redirect_chain[-1][0] == "/apps/"
+    assert not App.objects.filter(pk=workflow.app_id).exists()
+    assert not Workflow.objects.filter(app_id=workflow.app_id).exists() and not Run.objects.exists()
 
 
 def test_editor_save_reports_errors_by_path_and_publish_refuses(teams: dict[str, Any], client_for: Any) -> None:

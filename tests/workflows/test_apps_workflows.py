@@ -75,3 +75,24 @@ def test_deleting_an_app_removes_its_workflows_and_app_tokens(client_a: APIClien
     assert not App.objects.filter(pk=workflow.app_id).exists()
     assert not Workflow.objects.filter(pk=workflow.id).exists()
     assert not ApiToken.objects.filter(pk=token["id"]).exists()
+
+
+def test_deleting_with_finished_runs_removes_the_runs_and_their_versions(client_a: APIClient, team_a: Team) -> None:
+    """Runs protect the version they ran; deleting the workflow or the app takes its finished runs
+    (and their node runs and events) with it instead of failing."""
+    from runs.models import NodeRun, Run, RunEvent
+    from tests.conftest import published_make
+    from workflows.models import WorkflowVersion
+
+    workflow = published_make(team_a)
+    second = published_make(team_a, app=workflow.app)
+    for wf in (workflow, second):
+        response = client_a.post("/api/v1/workflows/run", {"workflowId": str(wf.pk), "params": {"name": "x"}},
+                                 format="json")
+        assert response.status_code == 200 and response.json()["status"] == "succeeded"
+    assert client_a.delete(f"/api/v1/workflows/{second.pk}").status_code == 204
+    assert not WorkflowVersion.objects.filter(workflow_id=second.pk).exists()
+    assert list(Run.objects.values_list("workflow_id", flat=True)) == [workflow.pk]
+    assert client_a.delete(f"/api/v1/apps/{workflow.app_id}").status_code == 204
+    assert not Run.objects.exists() and not NodeRun.objects.exists() and not RunEvent.objects.exists()
+    assert not WorkflowVersion.objects.exists()

@@ -64,6 +64,37 @@ def apps(request: HttpRequest, access: Access) -> HttpResponse:
 
 
 @team_view()
+def app_delete(request: HttpRequest, access: Access, app_id: str) -> HttpResponse:
+    """POST: delete the app with its workflows, versions, runs and app-bound tokens (409 while runs are
+    active: shown as a message, nothing deleted)."""
+    app = wf_selectors.app_get(team=access.team, id=app_id)
+    if request.method != "POST":
+        return redirect("web:app", app_id=app.pk)
+    try:
+        wf_services.app_delete(team=access.team, app=app)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("web:app", app_id=app.pk)
+    messages.success(request, f"App {app.name} deleted.")
+    return redirect("web:apps")
+
+
+@team_view()
+def workflow_delete(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    """POST: delete the workflow with its versions and runs (not while runs are active)."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    if request.method != "POST":
+        return redirect("web:app", app_id=workflow.app_id)
+    try:
+        wf_services.workflow_delete(team=access.team, workflow=workflow)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Workflow {workflow.name} deleted.")
+    return redirect("web:app", app_id=workflow.app_id)
+
+
+@team_view()
 def app_detail(request: HttpRequest, access: Access, app_id: str) -> HttpResponse:
     app = wf_selectors.app_get(team=access.team, id=app_id)
     form = WorkflowForm(request.POST or None)
