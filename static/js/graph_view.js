@@ -1,7 +1,8 @@
 /* Weft graph view: a small layered (Sugiyama-style) layout and an SVG renderer.
  *
  * Layout: layers by longest path from the sources (Kahn order; nodes on a cycle go last), then a
- * few barycenter sweeps to reduce crossings, then left-to-right coordinates. Used by the editor
+ * few barycenter sweeps to reduce crossings, then left-to-right coordinates. A loop node is sized
+ * to hold its body, laid out the same way and drawn inside it. Used by the editor
  * (editable: port handles, clicks) and by the run pages (coloured by node status).
  */
 (function () {
@@ -20,7 +21,23 @@
     return ports;
   }
 
-  function layout(graph) {
+  const BODY_PAD = 10, BODY_TOP = NODE_H + 4;
+
+  /* A loop node is drawn with its body sub-graph inside it (laid out the same way, recursively). */
+  function bodyOf(node) {
+    const body = node && node.type === "loop" && node.config && node.config.body;
+    return body && Array.isArray(body.nodes) && body.nodes.length ? body : null;
+  }
+
+  function nodeSize(node) {
+    const body = bodyOf(node);
+    if (!body) return { w: NODE_W, h: NODE_H, inner: null };
+    const inner = layout(body, true);
+    return { w: Math.max(NODE_W, inner.width + 2 * BODY_PAD), h: BODY_TOP + inner.height + BODY_PAD, inner };
+  }
+
+  function layout(graph, nested) {
+    const pad = nested ? 0 : PAD;
     const nodes = (graph.nodes || []).filter((n) => n && n.id);
     const ids = new Set(nodes.map((n) => n.id));
     const edges = (graph.edges || []).filter((e) => e && ids.has(e.from) && ids.has(e.to) && e.from !== e.to);
@@ -62,18 +79,25 @@
         ids_.forEach((id, i) => { order[id] = i; });
       });
     }
-    const tallest = Math.max(1, ...layers.map((l) => l.length));
+    const size = {};
+    nodes.forEach((n) => { size[n.id] = nodeSize(n); });
+    const layerW = layers.map((ids_) => Math.max(NODE_W, ...ids_.map((id) => size[id].w)));
+    const layerH = layers.map((ids_) => ids_.reduce((h, id) => h + size[id].h, 0) + GAP_Y * Math.max(0, ids_.length - 1));
+    const tallest = Math.max(NODE_H, ...layerH);
     const pos = {};
+    let x = pad;
     layers.forEach((ids_, li) => {
-      const offset = ((tallest - ids_.length) * (NODE_H + GAP_Y)) / 2;
-      ids_.forEach((id, i) => {
-        pos[id] = { x: PAD + li * (NODE_W + GAP_X), y: PAD + offset + i * (NODE_H + GAP_Y) };
+      let y = pad + (tallest - layerH[li]) / 2;
+      ids_.forEach((id) => {
+        pos[id] = { x, y, w: size[id].w, h: size[id].h, inner: size[id].inner };
+        y += size[id].h + GAP_Y;
       });
+      x += layerW[li] + GAP_X;
     });
     return {
       pos, edges,
-      width: PAD * 2 + Math.max(1, layers.length) * (NODE_W + GAP_X) - GAP_X,
-      height: PAD * 2 + tallest * (NODE_H + GAP_Y) - GAP_Y,
+      width: pad * 2 + Math.max(NODE_W, x - pad - GAP_X),
+      height: pad * 2 + tallest,
     };
   }
 
@@ -107,13 +131,20 @@
     el("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }, marker);
     const bg = el("rect", { x: 0, y: 0, width: lay.width, height: lay.height, class: "canvas-bg" }, svg);
     bg.addEventListener("click", () => opts.onBackground && opts.onBackground());
+    draw(svg, graph, lay, opts);
+    return lay;
+  }
+
+  /* Draws a laid-out graph into ``parent``. A loop's body is drawn inside its node, read-only, with
+   * ``opts.bodyStatus[loopId][nodeId]`` (a summary over the iterations) as its colours. */
+  function draw(parent, graph, lay, opts) {
     const byId = {};
     (graph.nodes || []).forEach((n) => { if (n && n.id) byId[n.id] = n; });
-    const edgeLayer = el("g", { class: "edges" }, svg);
+    const edgeLayer = el("g", { class: "edges" }, parent);
     (graph.edges || []).forEach((e, index) => {
       if (!e || !lay.pos[e.from] || !lay.pos[e.to] || e.from === e.to) return;
       const a = lay.pos[e.from], b = lay.pos[e.to];
-      const x1 = a.x + NODE_W, y1 = a.y + portY(byId[e.from], e.port || null);
+      const x1 = a.x + a.w, y1 = a.y + portY(byId[e.from], e.port || null);
       const x2 = b.x, y2 = b.y + NODE_H / 2;
       const dx = Math.max(30, (x2 - x1) / 2);
       const cls = ["edge"];
@@ -134,7 +165,7 @@
       }
       g.addEventListener("click", (ev) => { ev.stopPropagation(); opts.onEdge && opts.onEdge(index); });
     });
-    const nodeLayer = el("g", { class: "nodes" }, svg);
+    const nodeLayer = el("g", { class: "nodes" }, parent);
     (graph.nodes || []).forEach((n) => {
       if (!n || !n.id || !lay.pos[n.id]) return;
       const p = lay.pos[n.id];
@@ -146,8 +177,8 @@
       if (opts.selected === n.id) cls.push("selected");
       if (n.run === "skip") cls.push("run-skip");
       const g = el("g", { class: cls.join(" "), transform: `translate(${p.x},${p.y})`, "data-node-id": n.id, "data-status": st ? st.status : "" }, nodeLayer);
-      el("rect", { width: NODE_W, height: NODE_H, rx: 8, class: "node-box" }, g);
-      el("rect", { width: 6, height: NODE_H, rx: 3, class: "node-stripe" }, g);
+      el("rect", { width: p.w, height: p.h, rx: 8, class: "node-box" }, g);
+      el("rect", { width: 6, height: p.h, rx: 3, class: "node-stripe" }, g);
       const title = el("text", { x: 14, y: 22, class: "node-title" }, g);
       title.textContent = trunc(n.name || n.id, 20);
       const sub = el("text", { x: 14, y: 42, class: "node-sub" }, g);
@@ -158,7 +189,7 @@
       }
       sub.textContent = trunc(subText, 26);
       if (errs) {
-        const badge = el("g", { class: "err-badge", transform: `translate(${NODE_W - 12},0)` }, g);
+        const badge = el("g", { class: "err-badge", transform: `translate(${p.w - 12},0)` }, g);
         el("circle", { r: 9, cx: 0, cy: 0 }, badge);
         const t = el("text", { x: 0, y: 4, "text-anchor": "middle" }, badge);
         t.textContent = "!";
@@ -166,16 +197,21 @@
       const tip = el("title", {}, g);
       tip.textContent = `${n.id} (${n.type})` + (errs ? "\n" + errs.join("\n") : "") + (st && st.error ? "\n" + JSON.stringify(st.error) : "");
       g.addEventListener("click", (ev) => { ev.stopPropagation(); opts.onNode && opts.onNode(n.id); });
+      if (p.inner) {
+        const body = el("g", { class: "loop-body", transform: `translate(${BODY_PAD},${BODY_TOP})` }, g);
+        el("rect", { x: -4, y: -4, width: p.inner.width + 8, height: p.inner.height + 8, rx: 6, class: "loop-body-bg" }, body);
+        const inner = (opts.bodyStatus && opts.bodyStatus[n.id]) || null;
+        draw(body, bodyOf(n), p.inner, { status: inner, titles: opts.titles, onNode: () => opts.onNode && opts.onNode(n.id) });
+      }
       if (opts.editable) {
         nodePorts(n).forEach((port) => {
-          const h = el("circle", { cx: NODE_W, cy: portY(n, port), r: 6, class: "handle" + (opts.connectFrom && opts.connectFrom.id === n.id && opts.connectFrom.port === port ? " active" : ""), "data-port": port || "" }, g);
+          const h = el("circle", { cx: p.w, cy: portY(n, port), r: 6, class: "handle" + (opts.connectFrom && opts.connectFrom.id === n.id && opts.connectFrom.port === port ? " active" : ""), "data-port": port || "" }, g);
           const ht = el("title", {}, h);
           ht.textContent = port ? `Connect from port “${port}”` : "Connect (normal outcome)";
           h.addEventListener("click", (ev) => { ev.stopPropagation(); opts.onHandle && opts.onHandle(n.id, port); });
         });
       }
     });
-    return lay;
   }
 
   window.WeftGraph = { layout, render, nodePorts, NODE_W, NODE_H };

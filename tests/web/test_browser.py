@@ -245,3 +245,43 @@ def test_runs_list_updates_live(page: Any, daphne_server: Any, teams: dict[str, 
     Run.objects.filter(pk=run.pk).update(status="failed", started_at=run.created_at, finished_at=run.created_at)
     expect(row.locator(".run-status")).to_have_text("failed")
     shot(page, "runs_list.png")
+
+
+def test_a_loop_is_drawn_with_its_body_coloured_by_its_iterations(page: Any, daphne_server: Any,
+                                                                   teams: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    from runs.executor import run_execute
+    from runs.services import run_create
+
+    graph = {
+        "inputs": {"xs": {"type": "array", "default": [1, 2, 3]}}, "outputs": {"squares": {"type": "array"}},
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "each", "type": "loop", "name": "For each x", "config": {
+                "items": "{{ inputs.xs }}", "parallelism": 2,
+                "body": {"nodes": [{"id": "square", "type": "transform", "config": {"mapping": {"v": "{{ item * item }}"}}},
+                                   {"id": "label", "type": "transform", "config": {"mapping": {"v": "{{ square.v }}"}}}],
+                         "edges": [{"from": "square", "to": "label"}]},
+                "output": "{{ label.v }}"}},
+            {"id": "end", "type": "end", "config": {"outputs": {"squares": "{{ each }}"}}},
+        ],
+        "edges": [{"from": "start", "to": "each"}, {"from": "each", "to": "end"}],
+    }
+    workflow = published_workflow(teams["acme"], teams["acme_users"]["owner"], graph=graph, name="Squares")
+    run = run_create(team=teams["acme"], workflow=workflow, inputs={}, claim=True)
+    finished = run_execute(run.pk, claimed=run)
+    assert finished is not None and finished.status == "succeeded" and finished.outputs == {"squares": [1, 4, 9]}
+    sign_in_as(page, daphne_server, teams["acme_users"]["viewer"], teams["acme"])
+    page.goto(f"/runs/{run.pk}/")
+    loop = page.locator('#canvas g.node[data-node-id="each"]')
+    expect(loop).to_have_attribute("data-status", "succeeded")
+    for node_id in ("square", "label"):
+        body_node = loop.locator(f'.loop-body g.node[data-node-id="{node_id}"]')
+        expect(body_node).to_have_attribute("data-status", "succeeded")
+        expect(body_node.locator(".node-sub")).to_contain_text("×3")
+    # The body sits inside the loop node's box.
+    outer, inner = loop.locator(".node-box").first.bounding_box(), loop.locator(".loop-body").bounding_box()
+    assert outer and inner and inner["x"] > outer["x"] and inner["y"] > outer["y"]
+    assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 1
+    shot(page, "run_detail_loop.png")
