@@ -99,9 +99,11 @@ _IS_WORKER = "qcluster" in sys.argv
 DATABASES = {"default": dj_database_url.parse(
     DATABASE_URL, conn_max_age=env_int("WEFT_DB_CONN_MAX_AGE", 600 if _IS_WORKER else 0),
     conn_health_checks=True)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _SQLITE:
     # WAL + busy timeout + IMMEDIATE transactions: the web server and the workers write to the
     # same file; concurrent writers queue instead of failing with "database is locked".
+    DATABASES["default"]["ENGINE"] = "config.sqlite"  # writers of one process queue in order (see there)
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
@@ -112,7 +114,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # the name is exported so that servers and workers started by the tests use the same database.
 os.environ.setdefault("WEFT_TEST_DB_SUFFIX", str(os.getpid()))
 _test_suffix = os.environ["WEFT_TEST_DB_SUFFIX"]
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if _SQLITE:
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test_weft_{_test_suffix}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_weft_{_test_suffix}"}
