@@ -6,7 +6,6 @@ naming the field) before writing, and writes inside one transaction.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,7 +27,7 @@ from accounts.models import (
     Role,
     Team,
 )
-from accounts.tokens import token_generate
+from accounts.tokens import token_generate, webhook_secret_new
 from config.errors import Conflict, Forbidden, InvalidInput
 
 
@@ -48,7 +47,7 @@ def team_create(*, name: str, slug: str | None = None, owner: User, time_zone: s
     if Team.objects.filter(slug=slug).exists():
         raise Conflict(f"A team with slug {slug!r} exists.", errors=[{"path": "/slug", "message": "already taken"}])
     team = Team.objects.create(
-        name=name, slug=slug, time_zone=time_zone_check(time_zone), webhook_secret="whsec_" + secrets.token_urlsafe(24)
+        name=name, slug=slug, time_zone=time_zone_check(time_zone), webhook_secret=webhook_secret_new()
     )
     Membership.objects.create(team=team, user=owner, role=Role.OWNER)
     return team

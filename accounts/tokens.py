@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -31,3 +32,9 @@ def token_split(raw: str) -> tuple[str, str] | None:
 
 def token_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(token_hash(secret), stored_hash)
+
+
+def webhook_secret_new() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` + standard base64 of 24 random bytes (the
+    encoding every Standard Webhooks library decodes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,14 +23,11 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from accounts.models import Team
+from accounts.tokens import webhook_secret_new
 
 
 class SignatureInvalid(Exception):
     """The request is not signed with the expected secret, or its timestamp is stale."""
-
-
-def webhook_secret_new() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def webhook_secret_usable(secret: str) -> bool:

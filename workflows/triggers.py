@@ -103,7 +103,7 @@ def trigger_create(*, team: Team, workflow: Workflow, kind: str, name: str = "",
                    time_zone: str | None = None, inputs: dict[str, Any] | None = None, enabled: bool = True,
                    signed: bool = True) -> Trigger:
     """A schedule (``cron`` + ``time_zone``, default the team's) or a webhook (signed by default)."""
-    from runs.signing import webhook_secret_new
+    from accounts.tokens import webhook_secret_new
 
     if workflow.team_id != team.id:
         raise NotFound("Workflow not found.")
@@ -127,7 +127,7 @@ def trigger_create(*, team: Team, workflow: Workflow, kind: str, name: str = "",
 def trigger_update(*, team: Team, trigger: Trigger, name: str = _UNSET, cron: str = _UNSET, time_zone: str = _UNSET,
                    inputs: dict[str, Any] = _UNSET, enabled: bool = _UNSET, signed: bool = _UNSET,
                    rotate_secret: bool = False) -> Trigger:
-    from runs.signing import webhook_secret_new
+    from accounts.tokens import webhook_secret_new
 
     if trigger.team_id != team.id:
         raise NotFound("Trigger not found.")

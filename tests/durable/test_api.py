@@ -284,3 +284,15 @@ def test_outgoing_signatures_verify_with_the_standardwebhooks_package(team_a):
     body, headers = signed_request(secret=secret, payload={"jobId": "j", "status": "succeeded"})
     assert Webhook(secret).verify(body, headers) == {"jobId": "j", "status": "succeeded"}
     assert team_webhook_secret(team_a) == secret  # stable once usable
+
+
+def test_a_new_team_gets_a_secret_standard_webhooks_libraries_decode(db):
+    from accounts.services import team_create, user_get_or_create
+    from runs.signing import signed_request, team_webhook_secret, webhook_secret_usable
+
+    owner, _ = user_get_or_create(email="fresh@example.com")
+    team = team_create(name="Fresh", slug="fresh", owner=owner)
+    assert webhook_secret_usable(team.webhook_secret)
+    assert team_webhook_secret(team) == team.webhook_secret  # used as created, never replaced
+    body, headers = signed_request(secret=team.webhook_secret, payload={"ok": True})
+    assert Webhook(team.webhook_secret).verify(body, headers) == {"ok": True}
