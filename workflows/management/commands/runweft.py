@@ -1,7 +1,8 @@
 """``manage.py runweft``: the embedded default in one process group.
 
 Loads the demo team, starts a django-q2 cluster (async runs, schedules, the reaper) and Daphne
-(HTTP + websockets), prints the URL, the demo login and fresh tokens, and stops both on Ctrl-C.
+(HTTP + websockets), prints the URL, the demo login and fresh tokens, and stops both on Ctrl-C
+or SIGTERM (what process managers send).
 """
 
 from __future__ import annotations
@@ -31,32 +32,33 @@ class Command(BaseCommand):
         host, port = options["host"], options["port"]
         env = {**os.environ, "WEFT_PUBLIC_URL": os.environ.get("WEFT_PUBLIC_URL", f"http://{host}:{port}")}
         python = sys.executable
+        signal.signal(signal.SIGTERM, _interrupt)  # stop the children like Ctrl-C does
         call_command("weftschedules")  # the cluster's periodic durable tick (reaper, schedules, batches)
         children = [
             subprocess.Popen([python, "manage.py", "qcluster"], env=env),
             subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"], env=env),
         ]
-        demo = None if options["no_demo"] else demo_load(base_url=f"http://{host}:{port}")
-        url = f"http://{host}:{port}/"
-        self.stdout.write(self.style.SUCCESS(f"\nWeft is running at {url}"))
-        self.stdout.write(f"  API docs:   {url}api/docs/")
-        if demo:
-            self.stdout.write(f"  demo login: {demo['login']} / {demo['password']}")
-            self.stdout.write(f"  team token (all scopes): {demo['token']}")
-            self.stdout.write(f"  app token (Dify/Coze dialects, run+read): {demo['appToken']}")
-            self.stdout.write(
-                f"  try: curl -s {url}v1/workflows/run -H 'Authorization: Bearer {demo['appToken']}' "
-                "-H 'Content-Type: application/json' "
-                "-d '{\"inputs\": {\"orderId\": \"A1\", \"amount\": 1200}, \"response_mode\": \"blocking\", \"user\": \"me\"}'"
-            )
-            for name, hook in demo["hooks"].items():
-                self.stdout.write(
-                    f"  webhook of '{name}': curl -s -X POST {url.rstrip('/')}{hook} "
-                    "-H 'Content-Type: application/json' -d '{\"orderId\": \"A7\", \"amount\": 2500}'"
-                )
-        self.stdout.write("Press Ctrl-C to stop.\n")
-        self.stdout.flush()
         try:
+            demo = None if options["no_demo"] else demo_load(base_url=f"http://{host}:{port}")
+            url = f"http://{host}:{port}/"
+            self.stdout.write(self.style.SUCCESS(f"\nWeft is running at {url}"))
+            self.stdout.write(f"  API docs:   {url}api/docs/")
+            if demo:
+                self.stdout.write(f"  demo login: {demo['login']} / {demo['password']}")
+                self.stdout.write(f"  team token (all scopes): {demo['token']}")
+                self.stdout.write(f"  app token (Dify/Coze dialects, run+read): {demo['appToken']}")
+                self.stdout.write(
+                    f"  try: curl -s {url}v1/workflows/run -H 'Authorization: Bearer {demo['appToken']}' "
+                    "-H 'Content-Type: application/json' "
+                    "-d '{\"inputs\": {\"orderId\": \"A1\", \"amount\": 1200}, \"response_mode\": \"blocking\", \"user\": \"me\"}'"
+                )
+                for name, hook in demo["hooks"].items():
+                    self.stdout.write(
+                        f"  webhook of '{name}': curl -s -X POST {url.rstrip('/')}{hook} "
+                        "-H 'Content-Type: application/json' -d '{\"orderId\": \"A7\", \"amount\": 2500}'"
+                    )
+            self.stdout.write("Press Ctrl-C to stop.\n")
+            self.stdout.flush()
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -71,3 +73,7 @@ class Command(BaseCommand):
                     child.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
