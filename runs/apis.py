@@ -109,9 +109,10 @@ def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode
     )
 
 
-def request_run(request: Request, run_id: Any) -> Any:
-    """A run of the request's team, and of its token's app for an app-bound token (else 404)."""
-    return selectors.run_get(team=request_team(request), id=run_id, app_id=request_app_id(request))
+def request_run(request: Request, value: Any, *, by: str = "id") -> Any:
+    """A run of the request's team, and of its token's app for an app-bound token (else 404), by id,
+    task id or either (``by``, as ``selectors.run_get``). Every dialect looks runs up through here."""
+    return selectors.run_get(team=request_team(request), id=value, app_id=request_app_id(request), by=by)
 
 
 def request_workflow(request: Request, workflow_id: Any) -> Any:

@@ -11,20 +11,27 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import Team
 from accounts.selectors import row_get
-from config.errors import InvalidInput
+from config.errors import InvalidInput, NotFound
 from runs.models import NodeRun, Run, RunEvent
 
 
-def run_get(*, team: Team, id: Any, app_id: Any = None) -> Run:
-    """A run of the team (and of ``app_id`` when given: an app-bound token's reach); else NotFound."""
+def _runs(team: Team, app_id: Any) -> QuerySet[Run]:
+    """The team's runs, narrowed to ``app_id`` when given (an app-bound token's reach)."""
     qs = Run.objects.filter(team=team).select_related("workflow", "app", "version")
-    if app_id is not None:
-        qs = qs.filter(app_id=app_id)
-    return row_get(qs, "Run", pk=id)
+    return qs.filter(app_id=app_id) if app_id is not None else qs
 
 
-def run_get_by_task(*, team: Team, task_id: Any) -> Run:
-    return row_get(Run.objects.filter(team=team).select_related("workflow", "app", "version"), "Task", task_id=task_id)
+def run_get(*, team: Team, id: Any, app_id: Any = None, by: str = "id") -> Run:
+    """A run by its id (``by="id"``), its task id (``"task"``) or either (``"any"``); else NotFound."""
+    qs, text = _runs(team, app_id), str(id)
+    if by == "id":
+        return row_get(qs, "Run", pk=text)
+    if by == "task":
+        return row_get(qs, "Task", task_id=text)
+    try:
+        return qs.get(Q(pk=text) | Q(task_id=text))
+    except Exception:  # missing, or not a UUID at all
+        raise NotFound("Task not found.") from None
 
 
 def node_runs(*, run: Run) -> QuerySet[NodeRun]:

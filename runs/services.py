@@ -23,6 +23,10 @@ from runs.versions import compiled_version
 from workflows.engine.graph import InputInvalid, validate_inputs
 from workflows.models import App, Workflow, WorkflowVersion
 
+# Blocking and streaming runs hold a server thread for their whole life: they count against the
+# concurrency limits; async runs queue for the workers instead.
+INTERACTIVE_MODES = (RunMode.BLOCKING, RunMode.STREAMING)
+
 MODE_TIMEOUTS = {
     RunMode.BLOCKING: lambda: settings.WEFT_BLOCKING_TIMEOUT,
     RunMode.STREAMING: lambda: settings.WEFT_STREAMING_TIMEOUT,
@@ -86,20 +90,15 @@ def run_create(
 
         claimed = {"status": RunStatus.RUNNING, "worker": WORKER_ID, "claim_count": 1, "started_at": now,
                    "heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)}
-    fields = dict(
-        team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
-        trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
-        business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
-        replay_of=replay_of, **claimed,
-    )
-    if mode == RunMode.ASYNC or parent_run is not None:
-        return Run.objects.create(**fields)
     with transaction.atomic():
-        concurrency_check(team=team, token=token)
-        return Run.objects.create(**fields)
-
-
-INTERACTIVE_MODES = (RunMode.BLOCKING, RunMode.STREAMING)
+        if mode in INTERACTIVE_MODES and parent_run is None:
+            concurrency_check(team=team, token=token)
+        return Run.objects.create(
+            team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
+            trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
+            business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
+            replay_of=replay_of, **claimed,
+        )
 
 
 def concurrency_check(*, team: Team, token: ApiToken | None) -> None:

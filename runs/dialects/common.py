@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -19,7 +18,6 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiTokenAuthentication
 from accounts.models import ApiToken
 from accounts.permissions import request_team
-from accounts.selectors import row_get
 from config.errors import AppUnavailable, NotFound
 from runs import services
 from runs.apis import request_token, request_user
@@ -83,23 +81,6 @@ def request_workflow_version(request: Request, value: str) -> tuple[Workflow, Wo
     if workflow is None or (app is not None and workflow.app_id != app.pk):
         raise NotFound("Workflow not found.")
     return workflow, version
-
-
-def request_run(request: Request, value: Any, *, by: str = "any") -> Run:
-    """A run of the request's team (and the token's app) by id, task id or either (``by``)."""
-    qs = Run.objects.filter(team=request_team(request)).select_related("workflow", "app", "version")
-    app = token_app(request)
-    if app is not None:
-        qs = qs.filter(app=app)
-    text = str(value)
-    if by == "id":
-        return row_get(qs, "Run", pk=text)
-    if by == "task":
-        return row_get(qs, "Task", task_id=text)
-    try:
-        return qs.get(Q(pk=text) | Q(task_id=text))
-    except Exception:
-        raise NotFound("Task not found.") from None
 
 
 def run_start(request: Request, *, workflow: Workflow, inputs: Any, mode: str, dialect: str, user: str = "",

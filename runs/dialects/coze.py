@@ -32,14 +32,13 @@ from rest_framework.response import Response
 from config.errors import InvalidInput
 from config.exceptions import problem_response
 from runs import services
-from runs.apis import run_enqueue
+from runs.apis import request_run, run_enqueue
 from runs.dialects.common import (
     DialectView,
     app_entry_workflow,
     app_required,
     epoch_ms,
     error_message,
-    request_run,
     run_start,
     stream_start,
 )
@@ -249,7 +248,7 @@ class CozeTaskApi(DialectView):
 
     @extend_schema(operation_id="coze_task", tags=[TAG], responses={(200, JSON): CozeTaskOut, **_ERRORS})
     def get(self, request: Request, task_id: str) -> Response:
-        return Response(coze_task(request_run(request, task_id)))
+        return Response(coze_task(request_run(request, task_id, by="any")))
 
 
 class CozeGraphParameterApi(DialectView):
@@ -273,6 +272,6 @@ class CozeCancelApi(DialectView):
     @extend_schema(operation_id="coze_cancel", tags=[TAG], request=None, responses={(200, JSON): CozeTaskOut, **_ERRORS},
                    description="Stop a run (by run id or task id); it ends within a second. Answers the task.")
     def post(self, request: Request, run_id: str) -> Response:
-        run = request_run(request, run_id)
+        run = request_run(request, run_id, by="any")
         return Response(coze_task(services.run_stop(team=run.team, run=run)))
 

@@ -24,13 +24,13 @@ from rest_framework.response import Response
 from config.errors import InvalidInput
 from config.exceptions import error_normalize
 from runs import services
+from runs.apis import request_run
 from runs.dialects.common import (
     DialectView,
     app_entry_workflow,
     app_required,
     epoch_seconds,
     error_message,
-    request_run,
     request_workflow_version,
     run_start,
     stream_start,

@@ -59,12 +59,7 @@ def cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[Any]]:
     try:
         yield proc
     finally:
-        cluster_kill(proc)
-
-
-def cluster_kill(proc: subprocess.Popen[Any]) -> None:
-    """SIGKILL the cluster and its workers (a crash: nothing is cleaned up)."""
-    stop(proc, kill=True)
+        stop(proc, kill=True)  # SIGKILL the cluster and its workers: a crash, nothing cleaned up
 
 
 def runs_bulk(workflow: Any, count: int, inputs: dict | None = None) -> list[Any]:

@@ -25,8 +25,9 @@ from runs.scheduling import schedules_ensure
 from runs.services import run_create
 from runs.tasks import run_enqueue_now
 from tests.conftest import published_make
-from tests.durable.helpers import cluster, cluster_kill, runs_bulk, wait_for
+from tests.durable.helpers import cluster, runs_bulk, wait_for
 from tests.engine.http_servers import Reply, scripted_server
+from tests.support.processes import stop
 from workflows.models import Trigger
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -60,7 +61,7 @@ def test_kill9_of_a_cluster_mid_run_then_another_cluster_completes_it_exactly_on
         with cluster(workers=1) as first_cluster:
             run_enqueue_now(run.pk)
             wait_for(lambda: calls["n"] == 1, timeout=30, what="the slow call")
-            cluster_kill(first_cluster)
+            stop(first_cluster, kill=True)  # kill -9 mid-run
         killed = Run.objects.get(pk=run.pk)
         assert (killed.status, killed.claim_count) == ("running", 1)
         assert NodeRun.objects.get(run=run, node_id="first").status == "succeeded"
