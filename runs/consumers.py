@@ -109,12 +109,9 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
     @database_sync_to_async
     def run_lookup(self, team: Team, app_id: Any, run_id: str) -> Run | None:
         try:
-            run = run_get(team=team, id=run_id)
+            return run_get(team=team, id=run_id, app_id=app_id)
         except NotFound:
             return None
-        if app_id is not None and run.app_id != app_id:
-            return None
-        return run
 
     @database_sync_to_async
     def log_after(self, after: int, upto: int | None = None) -> tuple[list[dict[str, Any]], bool]:

@@ -50,6 +50,7 @@ WsTicketOut = inline_serializer("WsTicket", {
 
 class WsTicketApi(APIView):
     required_scopes = "read"
+    app_tokens = True  # the sockets narrow an app-bound token's ticket to its app (runs.consumers)
 
     @extend_schema(
         operation_id="ws_tickets_create", tags=["runs"], request=None, responses={201: WsTicketOut},

@@ -43,7 +43,6 @@ def two_apps(team_a: Team) -> dict[str, Any]:
     ("get", "/api/v1/parameters", None),
     ("get", "/api/v1/members", None),
     ("get", "/api/v1/dead-letters", None),
-    ("post", "/api/v1/ws-tickets", {}),
 ])
 def test_team_endpoints_refuse_an_app_bound_token_and_write_nothing(two_apps: dict[str, Any], method: str,
                                                                     url: str, body: Any) -> None:
@@ -61,6 +60,12 @@ def test_its_own_app_is_managed_through_the_app_not_the_token(two_apps: dict[str
         assert client.get(url).status_code == 403
     assert App.objects.filter(team=two_apps["mine"].team).count() == 2
     assert ApiToken.objects.count() == 1 and Credential.objects.count() == 0
+
+
+def test_an_app_bound_token_gets_a_websocket_ticket(two_apps: dict[str, Any]) -> None:
+    """The sockets narrow such a ticket to the token's app (tests/websockets cover the narrowing)."""
+    response = two_apps["client"].post("/api/v1/ws-tickets", {}, format="json")
+    assert response.status_code == 201 and response.json()["ticket"]
 
 
 def test_native_run_reads_are_narrowed_to_the_app(two_apps: dict[str, Any]) -> None:

@@ -35,8 +35,8 @@ def append(run: Run, *types: str) -> None:
         run_events_append(run=run, events=[(t, {"n": t}) for t in types])
 
 
-def ticket_for(server: Any, team: Any, scopes: list[str] | None = None) -> str:
-    _, secret = token_create(team=team, name="ws", scopes=scopes or ["read"])
+def ticket_for(server: Any, team: Any, scopes: list[str] | None = None, app: Any = None) -> str:
+    _, secret = token_create(team=team, name="ws", scopes=scopes or ["read"], app=app)
     # From the live server: tickets live in its cache (local memory unless Redis is configured).
     response = requests.post(f"{server.url}/api/v1/ws-tickets", headers={"Authorization": f"Bearer {secret}"}, timeout=10)
     assert response.status_code == 201, response.content
@@ -107,6 +107,19 @@ def test_another_teams_run_is_refused(daphne_server: Any, teams: dict[str, Any])
     # A malformed id is refused the same way.
     with pytest.raises(InvalidStatus):
         connect(f"{daphne_server.ws_url}/ws/runs/not-a-uuid/?ticket={ticket_for(daphne_server, teams['other'])}")
+
+
+def test_an_app_bound_ticket_opens_only_its_apps_runs(daphne_server: Any, teams: dict[str, Any]) -> None:
+    owner = teams["acme_users"]["owner"]
+    mine = make_run(teams["acme"], owner)
+    other = run_create(team=teams["acme"], workflow=published_workflow(teams["acme"], owner, name="Other"),
+                       inputs={"name": "x"}, mode=RunMode.ASYNC)
+    append(mine, "run_started")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{daphne_server.ws_url}/ws/runs/{other.pk}/?ticket={ticket_for(daphne_server, teams['acme'], app=mine.app)}")
+    assert refused.value.response.status_code == 403
+    with connect(f"{daphne_server.ws_url}/ws/runs/{mine.pk}/?ticket={ticket_for(daphne_server, teams['acme'], app=mine.app)}") as ws:
+        assert [e["seq"] for e in receive(ws, 1)] == [1]
 
 
 def test_foreign_origin_is_refused_even_with_a_session(daphne_server: Any, teams: dict[str, Any],
