@@ -1,8 +1,9 @@
 """Management API for the team's tokens, credentials, global parameters and members (``/api/v1/``).
 
 Thin views: parse with an input serializer, call a service or selector with the request's team,
-answer with an output serializer. Reads need ``read``, writes ``manage``; member administration
-needs ``admin`` (owner/admin role; a token with ``manage`` passes, see ``HasScope``). Secrets are
+answer with an output serializer. Reads need ``read``, writes ``manage``; member and token
+administration needs ``admin`` (owner/admin role, or a token with ``admin``; ``manage`` does not
+administer people or tokens). A new token never carries more than its creator. Secrets are
 write-only: a token's secret is returned once by its creation, a credential's never.
 """
 
@@ -18,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ALL_SCOPES, ApiToken, CredentialKind, Role
-from accounts.permissions import request_membership, request_team, request_user
+from accounts.permissions import request_grantor, request_membership, request_team
 from accounts.selectors import (
     credential_fields,
     credential_get,
@@ -62,6 +63,8 @@ class TokenOutputSerializer(serializers.Serializer):
     expiresAt = serializers.DateTimeField(source="expires_at", allow_null=True)
     revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
     lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    createdBy = serializers.EmailField(source="created_by.email", allow_null=True, default=None,
+                                       help_text="Email of the member who created it (null: command line or demo).")
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
@@ -83,7 +86,7 @@ class TokenListOutputSerializer(serializers.Serializer):
 
 
 class TokenListApi(APIView):
-    required_scopes = READ_MANAGE
+    required_scopes = READ_ADMIN
 
     class InputSerializer(serializers.Serializer):
         name = StrictCharField(max_length=120)
@@ -101,7 +104,9 @@ class TokenListApi(APIView):
         return Response({"data": TokenOutputSerializer(tokens, many=True).data})
 
     @extend_schema(operation_id="tokens_create", tags=["tokens"], request=InputSerializer,
-                   responses={201: TokenCreatedOutputSerializer, **problem_responses(400)})
+                   responses={201: TokenCreatedOutputSerializer, **problem_responses(400)},
+                   description="Scopes above the creator's own (a member's role, or the calling token's scopes) "
+                               "are a 403 naming /scopes; `admin` is granted only by owners and admins.")
     def post(self, request: Request) -> Response:
         from workflows.selectors import app_get
 
@@ -113,16 +118,17 @@ class TokenListApi(APIView):
                 app = app_get(team=team, id=data["appId"])
             except NotFound:
                 raise InvalidInput("Unknown app.", errors=[{"path": "/appId", "message": "no such app"}]) from None
+        created_by, grantor_scopes = request_grantor(request)
         token, secret = token_create(
             team=team, name=data["name"], scopes=data["scopes"], app=app, expires_at=data.get("expiresAt"),
-            created_by=request_user(request),
+            created_by=created_by, grantor_scopes=grantor_scopes,
         )
         token.token = secret
         return Response(TokenCreatedOutputSerializer(token).data, status=status.HTTP_201_CREATED)
 
 
 class TokenDetailApi(APIView):
-    required_scopes = READ_MANAGE
+    required_scopes = READ_ADMIN
 
     @extend_schema(operation_id="tokens_revoke", tags=["tokens"], parameters=[path_id("token_id")],
                    responses={204: None, **problem_responses(404)})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts.models import ApiToken
+from accounts.models import ROLE_SCOPES, ApiToken, Membership
 from accounts.tokens import token_matches, token_split
 
 
@@ -48,7 +49,9 @@ def token_authenticate(raw: str) -> ApiToken:
     if parts is None:
         raise exceptions.AuthenticationFailed("Invalid token.")
     prefix, secret = parts
-    token = ApiToken.objects.select_related("team", "app").filter(prefix=prefix).first()
+    creator_role = Membership.objects.filter(team=OuterRef("team_id"), user=OuterRef("created_by_id")).values("role")[:1]
+    token = (ApiToken.objects.select_related("team", "app").annotate(creator_role=Subquery(creator_role))
+             .filter(prefix=prefix).first())
     if token is None or not token_matches(secret, token.secret_hash):
         raise exceptions.AuthenticationFailed("Invalid token.")
     now = timezone.now()
@@ -56,11 +59,22 @@ def token_authenticate(raw: str) -> ApiToken:
         raise exceptions.AuthenticationFailed("Token revoked.")
     if token.expires_at is not None and token.expires_at <= now:
         raise exceptions.AuthenticationFailed("Token expired.")
+    token.effective_scopes = token_effective_scopes(token)
     # last_used_at is informational: write it at most once a minute to keep the hot path cheap.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def token_effective_scopes(token: ApiToken) -> set[str]:
+    """The token's scopes within its creator's current role in the team: a demoted creator's
+    tokens lose what the role lost, a removed creator's (revoked anyway) keep nothing. A token
+    without a creator (command line, demo) has its scopes."""
+    scopes = set(token.scopes)
+    if token.created_by_id is None:
+        return scopes
+    return scopes & ROLE_SCOPES.get(getattr(token, "creator_role", None) or "", set())
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

@@ -19,11 +19,14 @@ class Scope(models.TextChoices):
     RUN = "run", "Run"
     READ = "read", "Read"
     MANAGE = "manage", "Manage"
+    ADMIN = "admin", "Admin"
 
 
-ALL_SCOPES = [Scope.RUN.value, Scope.READ.value, Scope.MANAGE.value]
+ALL_SCOPES = [Scope.RUN.value, Scope.READ.value, Scope.MANAGE.value, Scope.ADMIN.value]
 
 # What a signed-in member may do, expressed in token scopes so one permission check serves both.
+# ``admin`` administers members and tokens; ``manage`` builds (apps, workflows, credentials, ...).
+# A token never carries more than its creator's role (``accounts.authentication``).
 ROLE_SCOPES: dict[str, set[str]] = {
     Role.OWNER: {"run", "read", "manage", "admin"},
     Role.ADMIN: {"run", "read", "manage", "admin"},

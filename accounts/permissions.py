@@ -67,9 +67,19 @@ def request_user(request: Any) -> Any:
 def request_scopes(request: Any) -> set[str]:
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiToken):
-        return set(auth.scopes)
+        scopes = getattr(auth, "effective_scopes", None)
+        return set(auth.scopes) if scopes is None else set(scopes)
     membership = request_membership(request)
     return set(ROLE_SCOPES.get(membership.role, set())) if membership else set()
+
+
+def request_grantor(request: Any) -> tuple[Any, set[str]]:
+    """Who a token created by this request acts for, and the most it may carry: a member's role
+    scopes, or the creating token's own (effective) scopes and its creator."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiToken):
+        return auth.created_by, request_scopes(request)
+    return request_user(request), request_scopes(request)
 
 
 def required_scope(view: Any, method: str) -> str | None:
@@ -95,9 +105,6 @@ class HasScope(permissions.BasePermission):
         if needed is None:
             return True
         have = request_scopes(request)
-        if needed == "admin" and isinstance(request.auth, ApiToken):
-            # A token acts for the team, not a person: "manage" covers member administration.
-            needed = "manage"
         if needed not in have:
             if not isinstance(request.auth, ApiToken) and request_membership(request) is None:
                 raise exceptions.PermissionDenied("You are not a member of any team.")

@@ -21,7 +21,7 @@ def row_get(qs: QuerySet, what: str, **lookup: Any) -> Any:
 
 
 def token_list(*, team: Team) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(team=team).select_related("app").order_by("-created_at")
+    return ApiToken.objects.filter(team=team).select_related("app", "created_by").order_by("-created_at")
 
 
 def token_get(*, team: Team, id: Any) -> ApiToken:

@@ -111,9 +111,12 @@ def membership_update(*, team: Team, membership: Membership, role: str, actor_ro
 
 @transaction.atomic
 def membership_remove(*, team: Team, membership: Membership, actor_role: str | None = Role.OWNER) -> None:
+    """Remove a member; the tokens they created in this team are revoked in the same transaction."""
     owner_guard(actor_role, membership.role)
     if membership.role == Role.OWNER and _owner_count(team) <= 1:
         raise Conflict("A team keeps at least one owner.", errors=[{"path": "/id", "message": "last owner"}])
+    ApiToken.objects.filter(team=team, created_by_id=membership.user_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now())
     membership.delete()
 
 
@@ -123,12 +126,27 @@ def scopes_check(scopes: Any) -> list[str]:
     return sorted(set(scopes))
 
 
+def grant_check(scopes: list[str], grantor_scopes: set[str] | None) -> None:
+    """A token never carries more than whoever creates it: a member's role or the creating token's
+    scopes (``grantor_scopes``; None for the command line and the demo). 403 naming ``/scopes``."""
+    if grantor_scopes is None:
+        return
+    above = sorted(set(scopes) - set(grantor_scopes))
+    if above:
+        raise Forbidden(f"You cannot grant scopes you do not hold: {', '.join(above)}.",
+                        errors=[{"path": "/scopes", "message": f"above your own authority: {', '.join(above)}"}])
+
+
 @transaction.atomic
 def token_create(
     *, team: Team, name: str, scopes: list[str], app: Any = None, expires_at: datetime | None = None,
-    created_by: User | None = None,
+    created_by: User | None = None, grantor_scopes: set[str] | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it with its secret, which is never stored and never shown again."""
+    """Create a token; returns it with its secret, which is never stored and never shown again.
+
+    ``created_by`` is the person it acts for (a token created by a token: that token's creator), so
+    that removing them revokes it and its scopes stay within their role."""
+    grant_check(scopes_check(scopes), grantor_scopes)
     if not name or not name.strip():
         raise InvalidInput("A token needs a name.", errors=[{"path": "/name", "message": "must not be empty"}])
     if app is not None and app.team_id != team.id:

@@ -221,8 +221,8 @@ def test_missing_scope_is_403(route: ApiRoute, method: str, team_a: Team, team_b
     needed = _needed_scope(route, method)
     if needed is None:
         pytest.skip("the view requires no scope")
-    lacking = "manage" if needed == "admin" else needed  # a token with "manage" passes "admin"
-    client = client_with_token(team_a, [s for s in ALL_SCOPES if s != lacking])
+    # every other scope, "manage" included: it does not administer members or tokens
+    client = client_with_token(team_a, [s for s in ALL_SCOPES if s != needed])
     url = _urls(route, team_a)
     before = db_snapshot()
     response = _send(client, method, url)

@@ -67,8 +67,8 @@ def test_admin_manages_members(team_a: Team, admin_a: User) -> None:
     _manage_members(client_with_session(admin_a), team_a)
 
 
-def test_manage_token_manages_members(client_a_manage: APIClient, team_a: Team) -> None:
-    _manage_members(client_a_manage, team_a)
+def test_admin_token_manages_members(token_client: Any, team_a: Team) -> None:
+    _manage_members(token_client(team_a, ["admin"]), team_a)
 
 
 def test_last_owner_cannot_be_demoted_or_removed(session_client_a: APIClient, team_a: Team, owner_a: User) -> None:

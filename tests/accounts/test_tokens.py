@@ -36,7 +36,8 @@ def test_create_returns_the_secret_once_and_list_never(client_a: APIClient, team
     mine = next(t for t in listed if t["id"] == created["id"])
     assert "token" not in mine
     assert secret not in str(listed)
-    assert set(mine) == {"id", "name", "prefix", "scopes", "appId", "expiresAt", "revokedAt", "lastUsedAt", "createdAt"}
+    assert set(mine) == {"id", "name", "prefix", "scopes", "appId", "expiresAt", "revokedAt", "lastUsedAt", "createdBy",
+                         "createdAt"}
 
 
 def test_secret_is_not_in_the_database(client_a: APIClient) -> None:

@@ -158,7 +158,7 @@ def test_stop_a_running_workflow(page: Any, daphne_server: Any, teams: dict[str,
 def test_create_a_token_and_see_it_once(page: Any, daphne_server: Any, teams: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
-    sign_in_as(page, daphne_server, teams["acme_users"]["editor"], teams["acme"])
+    sign_in_as(page, daphne_server, teams["acme_users"]["admin"], teams["acme"])
     page.goto("/settings/tokens/")
     page.fill("#token-form #id_name", "ci-bot")
     page.check('#token-form input[value="read"]')

@@ -233,13 +233,15 @@ def test_stop_from_the_run_page(teams: dict[str, Any], client_for: Any, transact
 
 
 def test_token_secret_is_shown_once_and_revoked(teams: dict[str, Any], client_for: Any) -> None:
-    client = client_for("editor")
+    client = client_for("admin")
     created = client.post("/settings/tokens/", {"name": "ci", "scopes": ["run", "read"]}).content.decode()
     token = ApiToken.objects.get(team=teams["acme"], name="ci")
     assert 'id="token-secret"' in created and token.prefix in created
     secret = created.split('id="token-secret">', 1)[1].split("<", 1)[0]
     assert len(secret) > len(token.prefix) + 10
-    assert secret not in client.get("/settings/tokens/").content.decode()
+    listed = client.get("/settings/tokens/").content.decode()
+    assert secret not in listed
+    assert 'class="muted created-by">admin@acme.test<' in listed
     client.post(f"/settings/tokens/{token.pk}/revoke/")
     token.refresh_from_db()
     assert token.revoked_at is not None

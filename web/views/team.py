@@ -58,7 +58,7 @@ def member_remove(request: HttpRequest, access: Access, member_id: str) -> HttpR
     return redirect("web:members")
 
 
-@team_view()
+@team_view(write="admin")
 def tokens(request: HttpRequest, access: Access) -> HttpResponse:
     app_choices = [(str(a.pk), a.name) for a in app_list(team=access.team)]
     form = TokenForm(request.POST or None, apps=app_choices)
@@ -69,7 +69,7 @@ def tokens(request: HttpRequest, access: Access) -> HttpResponse:
             app = app_get(team=access.team, id=data["app"]) if data["app"] else None
             token, secret = accounts_services.token_create(
                 team=access.team, name=data["name"], scopes=data["scopes"], app=app, expires_at=data["expires_at"],
-                created_by=request.user,
+                created_by=request.user, grantor_scopes=access.scopes,
             )
         except DomainError as exc:
             form_errors_add(form, exc, {"/name": "name", "/scopes": "scopes", "/appId": "app", "/expiresAt": "expires_at"})
@@ -81,7 +81,7 @@ def tokens(request: HttpRequest, access: Access) -> HttpResponse:
     return page(request, access, "web/tokens.html", {"form": form, "tokens": rows, "secret": secret})
 
 
-@team_view()
+@team_view(write="admin")
 def token_revoke(request: HttpRequest, access: Access, token_id: str) -> HttpResponse:
     token = accounts_selectors.token_get(team=access.team, id=token_id)
     accounts_services.token_revoke(team=access.team, token=token)
