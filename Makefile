@@ -21,8 +21,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The demo's HTTP nodes call endpoints the platform itself serves, so loopback is allowed here.
+# SECRET_KEY and WEFT_ENCRYPTION_KEY: generated once and kept in data/ unless set (WEFT_LOCAL_KEYS).
 run: install
-	$(PY) manage.py migrate --noinput -v0
+	WEFT_LOCAL_KEYS=1 $(PY) manage.py migrate --noinput -v0
 	WEFT_HTTP_ALLOW_NETWORKS=$${WEFT_HTTP_ALLOW_NETWORKS:-127.0.0.0/8} $(PY) manage.py runweft --host $(HOST) --port $(PORT)
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download).

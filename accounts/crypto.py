@@ -1,4 +1,9 @@
-"""Encryption of stored secrets (credentials) with Fernet, keyed by ``WEFT_ENCRYPTION_KEY``."""
+"""Encryption of stored secrets (credentials) with Fernet, keyed by ``WEFT_ENCRYPTION_KEY``.
+
+The key is its own setting (never derived from ``SECRET_KEY``). Keys listed in
+``WEFT_ENCRYPTION_KEY_FALLBACKS`` still decrypt, so a key can be rotated: new writes use the
+primary key.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,22 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
 
 
 @lru_cache(maxsize=4)
-def _fernet(key: str) -> Fernet:
-    return Fernet(key.encode())
+def _fernet(key: str, fallbacks: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(k.encode()) for k in (key, *fallbacks)])
+
+
+def _current() -> MultiFernet:
+    return _fernet(settings.WEFT_ENCRYPTION_KEY, tuple(getattr(settings, "WEFT_ENCRYPTION_KEY_FALLBACKS", ())))
 
 
 def secret_encrypt(data: dict[str, Any]) -> str:
-    return _fernet(settings.WEFT_ENCRYPTION_KEY).encrypt(json.dumps(data).encode()).decode()
+    return _current().encrypt(json.dumps(data).encode()).decode()
 
 
 def secret_decrypt(token: str) -> dict[str, Any]:
-    return json.loads(_fernet(settings.WEFT_ENCRYPTION_KEY).decrypt(token.encode()))
+    return json.loads(_current().decrypt(token.encode()))

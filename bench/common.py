@@ -156,6 +156,7 @@ def base_env(data_dir: Path, database_url: str, settings: str = "config.settings
            # Benchmarks measure throughput; rate limits would refuse the load on purpose.
            "WEFT_RATE_LIMIT_PER_MINUTE": "0", "WEFT_TEAM_RATE_LIMIT_PER_MINUTE": "0",
            "WEFT_LOG_LEVEL": "ERROR", "WEFT_Q_LOG_LEVEL": "ERROR", "DEBUG": "0",
+           "WEFT_LOCAL_KEYS": "1",  # keys generated in the bench's data dir unless the environment has them
            "WEFT_TEST_DB_SUFFIX": f"bench{os.getpid()}"}
     env.pop("REDIS_URL", None)
     return env

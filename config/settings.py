@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from config.localkeys import fernet_key_new, local_key, secret_key_new
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("WEFT_DATA_DIR", BASE_DIR / "data"))
@@ -31,16 +35,48 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "weft-insecure-development-key-change-me")
+# Keys. Production sets SECRET_KEY and WEFT_ENCRYPTION_KEY; with DEBUG off a missing or publicly
+# known one refuses to start. The embedded default (WEFT_LOCAL_KEYS, on for manage.py runweft and
+# make run; also in DEBUG) generates both once and keeps them in the data directory instead
+# (config/localkeys.py). Tests get theirs from config/settings_test.py.
 DEBUG = env_bool("DEBUG", False)
+WEFT_LOCAL_KEYS = env_bool("WEFT_LOCAL_KEYS", "runweft" in sys.argv[:2])
+_PUBLIC_SECRET_KEYS = {"weft-insecure-development-key-change-me", "change-me", "secret", ""}
+SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
+if not SECRET_KEY and (WEFT_LOCAL_KEYS or DEBUG):
+    SECRET_KEY = local_key(DATA_DIR, "secret_key", secret_key_new)
+if not DEBUG and (SECRET_KEY in _PUBLIC_SECRET_KEYS or SECRET_KEY.startswith("django-insecure") or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set (or is a known development value, or shorter than 32 characters) and DEBUG is "
+        "off. Set the SECRET_KEY environment variable to a long random value, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))', or set WEFT_LOCAL_KEYS=1 to keep "
+        "generated keys in the data directory (the embedded default, what make run does)."
+    )
+
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
-# Fernet key for stored secrets (credentials). Without one, a key is derived from SECRET_KEY,
-# which is fine for the embedded default and documented as unsuitable for production.
-WEFT_ENCRYPTION_KEY = os.environ.get("WEFT_ENCRYPTION_KEY") or base64.urlsafe_b64encode(
-    hashlib.sha256(("weft-encryption:" + SECRET_KEY).encode()).digest()
-).decode()
+# Fernet key for stored secrets (credentials): its own setting, never derived from SECRET_KEY.
+# WEFT_ENCRYPTION_KEY_FALLBACKS (comma-separated) still decrypt, for key rotation.
+WEFT_ENCRYPTION_KEY = os.environ.get("WEFT_ENCRYPTION_KEY", "").strip()
+WEFT_ENCRYPTION_KEY_FALLBACKS = [k.strip() for k in os.environ.get("WEFT_ENCRYPTION_KEY_FALLBACKS", "").split(",")
+                                 if k.strip()]
+if not WEFT_ENCRYPTION_KEY and (WEFT_LOCAL_KEYS or DEBUG):
+    WEFT_ENCRYPTION_KEY = local_key(DATA_DIR, "encryption_key", fernet_key_new)
+    # What earlier versions derived from the public development key: data stored by them still
+    # decrypts (it is re-encrypted with the local key when saved again).
+    WEFT_ENCRYPTION_KEY_FALLBACKS.append(base64.urlsafe_b64encode(
+        hashlib.sha256(b"weft-encryption:weft-insecure-development-key-change-me").digest()).decode())
+if not WEFT_ENCRYPTION_KEY:
+    raise ImproperlyConfigured(
+        "WEFT_ENCRYPTION_KEY is not set and DEBUG is off. Set it to a Fernet key (python -c 'from "
+        "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'), or set WEFT_LOCAL_KEYS=1 "
+        "to keep generated keys in the data directory."
+    )
+try:
+    Fernet(WEFT_ENCRYPTION_KEY.encode())
+except ValueError:
+    raise ImproperlyConfigured("WEFT_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes).") from None
 
 INSTALLED_APPS = [
     "daphne",
@@ -70,6 +106,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -223,6 +260,22 @@ WEFT_HTTP_ALLOW_NETWORKS = [n.strip() for n in os.environ.get("WEFT_HTTP_ALLOW_N
 WEFT_HTTP_MAX_RESPONSE_BYTES = env_int("WEFT_HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)
 WEFT_PUBLIC_URL = os.environ.get("WEFT_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
+
+# Transport security (docs/accounts.md). Behind a TLS-terminating proxy set
+# WEFT_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only if the proxy always sets that header).
+WEFT_SECURE_COOKIES = env_bool("WEFT_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = WEFT_SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("WEFT_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("WEFT_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("WEFT_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("WEFT_HSTS_PRELOAD", False)
+_proxy_header = [p.strip() for p in os.environ.get("WEFT_PROXY_SSL_HEADER", "").split(",") if p.strip()]
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if len(_proxy_header) == 2 else None
+# Sent on every response; the default cannot break the pages (no script or style restriction).
+WEFT_CSP = os.environ.get("WEFT_CSP", "frame-ancestors 'none'; object-src 'none'; base-uri 'self'").strip()
+# Django's admin site (/admin/) is off unless enabled.
+WEFT_ADMIN_ENABLED = env_bool("WEFT_ADMIN_ENABLED", False)
 
 LOGGING = {
     "version": 1,

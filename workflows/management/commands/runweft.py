@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -31,6 +32,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
         env = {**os.environ, "WEFT_PUBLIC_URL": os.environ.get("WEFT_PUBLIC_URL", f"http://{host}:{port}")}
+        if settings.WEFT_LOCAL_KEYS:
+            # The children read the same generated keys from the data directory (config/localkeys.py).
+            env.setdefault("WEFT_LOCAL_KEYS", "1")
         python = sys.executable
         signal.signal(signal.SIGTERM, _interrupt)  # stop the children like Ctrl-C does
         call_command("weftschedules")  # the cluster's periodic durable tick (reaper, schedules, batches)
