@@ -12,8 +12,8 @@ completion callback.
 - An item's status follows its run, through workflow-level retries (the item moves to the retry
   run). When every item has ended the job is ``succeeded`` (all succeeded), ``failed`` (none) or
   ``partial``, and a signed POST ``{"jobId", "status", "resultUrl"}`` goes to ``callbackUrl``
-  through the SSRF-safe outbound session, retried with exponential backoff
-  (``WEFT_CALLBACK_BACKOFF * 2^(n-1)`` seconds, ``WEFT_CALLBACK_ATTEMPTS`` attempts).
+  through the SSRF-safe outbound session, retried with exponential backoff (the engine's
+  ``RetryPolicy``: ``WEFT_CALLBACK_BACKOFF * 2^(n-1)`` seconds, ``WEFT_CALLBACK_ATTEMPTS`` attempts).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from accounts.models import ApiToken, Team
 from accounts.selectors import row_get
 from config.errors import AppUnavailable, Conflict, InvalidInput
 from runs.models import FINAL_STATUSES, BatchItem, BatchJob, BatchStatus, Run, RunMode, RunStatus
+from workflows.engine.retry import Backoff, RetryPolicy
 from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,12 @@ def batch_result_url(job: BatchJob) -> str:
     return f"{settings.WEFT_PUBLIC_URL}/api/v1/offline/jobs/{job.job_id}/result.csv"
 
 
+def callback_retry_policy() -> RetryPolicy:
+    """Completion callbacks: ``WEFT_CALLBACK_ATTEMPTS`` attempts, exponential from ``WEFT_CALLBACK_BACKOFF``."""
+    return RetryPolicy(count=max(settings.WEFT_CALLBACK_ATTEMPTS - 1, 0), interval=float(settings.WEFT_CALLBACK_BACKOFF),
+                       backoff=Backoff.EXPONENTIAL)
+
+
 def batch_callback_deliver(*, job_pk: Any, now: datetime | None = None) -> str:
     """One delivery attempt, claimed with a conditional update (one sender even with many clusters)."""
     from runs.runtime import http_policy
@@ -201,7 +208,7 @@ def batch_callback_deliver(*, job_pk: Any, now: datetime | None = None) -> str:
         BatchJob.objects.filter(pk=job.pk).update(callback_error=f"gave up after {attempts} attempts: {error}"[:500],
                                                   callback_next_at=None)
         return "gave_up"
-    next_at = timezone.now() + timedelta(seconds=settings.WEFT_CALLBACK_BACKOFF * 2 ** (attempts - 1))
+    next_at = timezone.now() + timedelta(seconds=callback_retry_policy().delay(attempts))
     BatchJob.objects.filter(pk=job.pk).update(callback_error=error[:500], callback_next_at=next_at)
     task_enqueue_at("runs.tasks.batch_callback_task", str(job.pk), at=next_at)
     return "retrying"

@@ -5,7 +5,8 @@ Workflow-level retry policy: the graph's top-level ``retry`` object,
 (on top of node retries, which happen inside a run). An async run that ends ``failed`` or
 ``timeout`` is attempted again as a new run (``trigger="retry"``, ``replay_of`` = the failed
 attempt, same version, inputs and business time), parked ``waiting`` until its backoff is over:
-``interval * 2^(attempt-1)`` for exponential, capped by ``max_interval``. After ``count`` retries
+the engine's ``RetryPolicy`` (``workflows.engine.retry``, the one node retries use; here the
+backoff defaults to exponential: ``interval * 2^(attempt-1)``, capped by ``max_interval``). After ``count`` retries
 the last attempt goes on the dead-letter list. Runs that lost their worker ``WEFT_MAX_CLAIMS``
 times go there at once (retrying a run that kills its worker would only do it again).
 
@@ -18,35 +19,23 @@ calls it, and the reaper calls it again for endings a dead worker could not hand
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from runs.models import DeadLetter, Run, RunMode, RunStatus
+from workflows.engine.retry import Backoff, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT})
 
 
-def retry_policy(run: Run) -> dict[str, Any]:
+def retry_policy(run: Run) -> RetryPolicy | None:
+    """The version's workflow-level policy (the engine's ``RetryPolicy``; backoff defaults to exponential)."""
     policy = (run.version.graph or {}).get("retry") if run.version_id else None
-    return policy if isinstance(policy, dict) else {}
-
-
-def retry_delay(policy: dict[str, Any], attempt: int) -> float:
-    """Seconds before retry number ``attempt`` (1-based)."""
-    interval = float(policy.get("interval", 0) or 0)
-    backoff = policy.get("backoff", "exponential")
-    if backoff in ("exponential", "random"):
-        interval = interval * 2 ** (attempt - 1)
-    if backoff == "random":
-        interval = random.uniform(0, interval)
-    cap = policy.get("max_interval")
-    return min(interval, float(cap)) if cap is not None else interval
+    return RetryPolicy.from_config(policy, default_backoff=Backoff.EXPONENTIAL) if isinstance(policy, dict) else None
 
 
 def run_attempt(run: Run) -> int:
@@ -90,8 +79,8 @@ def run_ended(*, run: Run, reason: str | None = None) -> Run | None:
                 policy = retry_policy(locked)
                 attempt = run_attempt(locked)
                 code = (locked.error or {}).get("code")
-                if reason != "max_claims" and code != "max_claims" and attempt <= int(policy.get("count", 0) or 0):
-                    retry = run_retry_create(run=locked, delay=retry_delay(policy, attempt))
+                if reason != "max_claims" and code != "max_claims" and policy is not None and policy.allows(attempt):
+                    retry = run_retry_create(run=locked, delay=policy.delay(attempt))
                 else:
                     why = "max_claims" if "max_claims" in (reason, code) else (
                         "timeout" if locked.status == RunStatus.TIMEOUT else "retries_exhausted")

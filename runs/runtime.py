@@ -29,11 +29,13 @@ def http_policy() -> OutboundPolicy:
 
 
 class RunServices:
+    """The platform's ``workflows.engine.ports.Services`` for one run (whether the run may park is
+    the run context's ``can_park``, not a service)."""
+
     def __init__(self, *, run: Run, stop: threading.Event) -> None:
         self.run = run
         self.stop = stop
         self.http_policy = http_policy()
-        self.can_park = run.mode == "async"
         self._home_thread = threading.get_ident()
 
     def _release_db(self) -> None:

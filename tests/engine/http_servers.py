@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from werkzeug.serving import make_server
 
 from workflows.engine import templates
-from workflows.engine.nodes.base import NodeContext, RunStopped
+from workflows.engine.nodes.base import NodeContext, NullServices, RunStopped
 from workflows.engine.outbound import OutboundPolicy
 
 
@@ -192,8 +192,9 @@ def seed_task_service() -> Iterator[str]:
         server.server_close()
 
 
-class FakeServices:
-    """The host side of the http node, in memory (see the protocol in nodes/http.py)."""
+class FakeServices(NullServices):
+    """The host side of the http node, in memory (``ports.Services``). ``can_park`` is handed to
+    ``make_context`` (in a real run it comes from the run context)."""
 
     def __init__(
         self,
@@ -297,8 +298,9 @@ def make_context(
         resolve=lambda value: value,
         evaluate=cel_evaluate,
         wait=wait,
-        emit=lambda _type, _data: None,
+        emit=lambda _event: None,
         services=services,
+        can_park=getattr(services, "can_park", False),
         state=state,
         timeout=timeout,
     )

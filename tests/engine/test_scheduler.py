@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.engine.helpers import EXECUTIONS, FakeHost, SlowNode, chain, compile_test, run
+from workflows.engine.ports import NullServices
 from workflows.engine.scheduler import receipt_token
 
 
@@ -212,7 +213,7 @@ def test_loop_item_error_continue_and_fail() -> None:
 def test_workflow_node_calls_service() -> None:
     calls = []
 
-    class Services:
+    class Services(NullServices):
         def run_child_workflow(self, **kwargs: object) -> dict[str, object]:
             calls.append(kwargs)
             return {"ok": True}

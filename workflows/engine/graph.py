@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from workflows.engine.macros import MacroError, expand_macros
 from workflows.engine.nodes.base import NodeType
 from workflows.engine.params import BUILTIN_PARAMS, param_names
+from workflows.engine.retry import RetryPolicy
 from workflows.engine.templates import CelError, compile_expr, template_exprs
 from workflows.engine.values import static_container_ids
 
@@ -125,7 +126,7 @@ class CompiledNode:
     title: str
     config: dict[str, Any]
     run: str
-    retry: dict[str, Any] | None
+    retry: RetryPolicy | None
     timeout: float | None
     on_error: str
     compensate: dict[str, Any] | None
@@ -392,7 +393,8 @@ class _Checker:
         return CompiledNode(
             id=node["id"], type=ntype.type, node_type=ntype, title=node.get("name") or ntype.title or node["id"],
             config=dict(config), run=node.get("run", "normal"),
-            retry=node.get("retry", ntype.default_retry), timeout=timeout,
+            retry=RetryPolicy.from_config(node.get("retry", ntype.default_retry)) if ntype.retries else None,
+            timeout=timeout,
             on_error=node.get("on_error", "fail"), compensate=compensate, pointer=pointer,
             static_ids=static, inline=ntype.inline and timeout is None, body=body)
 

@@ -2,21 +2,52 @@
 
 ``RunContext`` is what a host hands to ``run_graph``; ``Host`` is how the engine reads the journal
 of an interrupted run and commits node records and events (once per scheduler step, always from
-the thread that called ``run_graph``); ``RunOutcome`` is what ``run_graph`` returns.
+the thread that called ``run_graph``); ``RunOutcome`` is what ``run_graph`` returns. ``Services``
+is everything node types ask of the platform (``NullServices``: a host without a platform, for
+engine tests and benchmarks). ``Clock`` is the one source of time of a run: the scheduler, the
+nodes (``NodeContext.clock``) and CEL's ``now()`` all read it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
-NODE_STATUSES = ("running", "succeeded", "failed", "skipped", "stopped", "waiting")
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "skipped"})
-EVENT_TYPES = ("node_started", "node_finished", "node_retry", "iteration_started", "iteration_next",
-               "iteration_completed", "parallel_branch_started", "parallel_branch_finished")
+from workflows.engine.errors import NodeError
+from workflows.engine.events import EngineEvent, EventType
+from workflows.engine.outbound import OutboundPolicy
+
+__all__ = ["NodeStatus", "OutcomeStatus", "NODE_STATUSES", "TERMINAL_STATUSES", "EVENT_TYPES", "NodeRecord",
+           "Host", "Clock", "Services", "NullServices", "RunContext", "RunOutcome", "EngineEvent"]
+
+
+class NodeStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    STOPPED = "stopped"
+    WAITING = "waiting"
+
+
+class OutcomeStatus(StrEnum):
+    """How ``run_graph`` ended (the run's status, except ``waiting``: parked, resumed later)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    TIMEOUT = "timeout"
+    WAITING = "waiting"
+
+
+NODE_STATUSES = tuple(NodeStatus)
+TERMINAL_STATUSES = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
+EVENT_TYPES = tuple(EventType)
 
 
 @dataclass(slots=True)
@@ -29,7 +60,7 @@ class NodeRecord:
     node_id: str
     node_type: str
     title: str
-    status: str
+    status: str  # a NodeStatus
     index: int
     attempt: int = 1
     port: str | None = None
@@ -48,14 +79,6 @@ class NodeRecord:
     wake_at: float | None = None
 
 
-@dataclass(slots=True)
-class EngineEvent:
-    """``type`` is one of EVENT_TYPES; ``data`` is JSON-able (see docs/engine.md)."""
-
-    type: str
-    data: dict[str, Any]
-
-
 class Host(Protocol):
     def load(self) -> list[NodeRecord]:
         """Records of an interrupted run (empty for a new run)."""
@@ -70,13 +93,58 @@ class Host(Protocol):
 
 
 class Clock:
-    """Real time; tests may pass a subclass. ``now`` is epoch seconds."""
+    """Real time; tests may pass a subclass. ``now`` is epoch seconds, ``monotonic`` for intervals."""
 
     def now(self) -> float:
         return time.time()
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class Services(Protocol):
+    """What the platform provides to node types for one run (``NodeContext.services``).
+
+    ``credential(name)``: the team credential as ``{"kind": "api_key", "key"}``, ``{"kind": "bearer",
+    "token"}`` or ``{"kind": "basic", "username", "password"}``; raises ``KeyError`` when there is
+    none. ``webhook_url``: the absolute URL of ``POST /api/v1/callbacks/{run}/{node}/{token}``.
+    ``callback_result``: non-blocking read of the first callback stored for that receipt token
+    (``{"content_type", "body"}``) or None. ``run_child_workflow``: runs a workflow of the same team
+    as a child run and returns its outputs (a child failure is a ``NodeError``). ``http_policy``:
+    allowed networks, response size cap, redirect limit of outbound requests.
+    """
+
+    http_policy: OutboundPolicy
+
+    def credential(self, name: str) -> Mapping[str, str]: ...
+
+    def webhook_url(self, *, run_id: str, node_id: str, receipt_token: str) -> str: ...
+
+    def callback_result(self, *, run_id: str, node_id: str, receipt_token: str) -> Mapping[str, Any] | None: ...
+
+    def run_child_workflow(self, *, workflow_id: str, inputs: dict[str, Any], parent_run_id: str | None = None,
+                           node_key: str | None = None) -> Any: ...
+
+
+class NullServices:
+    """A host without a platform: no credentials, no callbacks, no child workflows; public
+    addresses only for HTTP. Engine tests subclass it to provide what they need."""
+
+    def __init__(self, *, http_policy: OutboundPolicy | None = None) -> None:
+        self.http_policy = http_policy or OutboundPolicy()
+
+    def credential(self, name: str) -> Mapping[str, str]:
+        raise KeyError(name)
+
+    def webhook_url(self, *, run_id: str, node_id: str, receipt_token: str) -> str:
+        raise NodeError("webhook mode is not available here", code="invalid_config")
+
+    def callback_result(self, *, run_id: str, node_id: str, receipt_token: str) -> Mapping[str, Any] | None:
+        raise NodeError("webhook mode is not available here", code="invalid_config")
+
+    def run_child_workflow(self, *, workflow_id: str, inputs: dict[str, Any], parent_run_id: str | None = None,
+                           node_key: str | None = None) -> Any:
+        raise NodeError("sub-workflows are not available here", code="unsupported")
 
 
 @dataclass
@@ -89,8 +157,8 @@ class RunContext:
     params: dict[str, Any] = field(default_factory=dict)  # global params, workflow params merged over
     deadline: float | None = None  # epoch seconds (Clock.now)
     stop: threading.Event = field(default_factory=threading.Event)
-    services: Any = None
-    can_park: bool = False
+    services: Services = field(default_factory=NullServices)
+    can_park: bool = False  # async runs: long waits park the run instead of holding a worker
     park_threshold: float = 5.0
     max_workers: int = 8
     token_secret: bytes = b""
@@ -100,7 +168,7 @@ class RunContext:
 
 @dataclass
 class RunOutcome:
-    status: str  # succeeded | failed | stopped | timeout | waiting
+    status: str  # an OutcomeStatus
     outputs: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     wake_at: float | None = None

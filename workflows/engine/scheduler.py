@@ -15,12 +15,24 @@ import hashlib
 import heapq
 import hmac
 import queue
-import random
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from workflows.engine.events import (
+    EngineEvent,
+    IterationCompleted,
+    IterationNext,
+    IterationStarted,
+    NodeEvent,
+    NodeFinished,
+    NodeInfo,
+    NodeRetry,
+    NodeStarted,
+    ParallelBranchFinished,
+    ParallelBranchStarted,
+)
 from workflows.engine.graph import CompiledGraph, CompiledNode, Topology, outputs_json_schema
 from workflows.engine.macros import MacroError
 from workflows.engine.nodes.base import (
@@ -34,7 +46,14 @@ from workflows.engine.nodes.base import (
 )
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.params import ParamError
-from workflows.engine.ports import TERMINAL_STATUSES, EngineEvent, NodeRecord, RunContext, RunOutcome
+from workflows.engine.ports import (
+    TERMINAL_STATUSES,
+    NodeRecord,
+    NodeStatus,
+    OutcomeStatus,
+    RunContext,
+    RunOutcome,
+)
 from workflows.engine.templates import SCOPE_MISSING, CelError, compile_expr, evaluate
 from workflows.engine.values import RunValues, ValueError_, format_path, resolve_value
 
@@ -43,6 +62,9 @@ __all__ = ["run_graph", "receipt_token"]
 STOP_GRACE = 0.5  # seconds in-flight nodes get to notice a stop before they are recorded stopped
 TICK = 0.1
 INLINE_BATCH = 256  # at most this many node records before a step is committed anyway
+ENDED = frozenset({OutcomeStatus.STOPPED, OutcomeStatus.TIMEOUT, OutcomeStatus.FAILED})
+INTERRUPTED = frozenset({OutcomeStatus.STOPPED, OutcomeStatus.TIMEOUT})
+ANNOUNCED = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.STOPPED})
 
 
 def receipt_token(secret: bytes, run_id: str, key: str) -> str:
@@ -160,7 +182,7 @@ def _utc(ts: float) -> datetime:
 class _Scheduler:
     def __init__(self, graph: CompiledGraph, ctx: RunContext) -> None:
         self.graph, self.ctx, self.clock = graph, ctx, ctx.clock
-        self.values = RunValues(ctx.params, ctx.business_time, ctx.tz)
+        self.values = RunValues(ctx.params, ctx.business_time, ctx.tz, self.clock)
         started = ctx.started_at or _utc(self.clock.now())
         self.run_scope = {
             "inputs": ctx.inputs,
@@ -178,7 +200,7 @@ class _Scheduler:
         self.timers: list[tuple[float, int, _Exec]] = []
         self.timer_seq = 0
         self.pool: ThreadPoolExecutor | None = None
-        self.halt: str | None = None  # failed | stopped | timeout | waiting
+        self.halt: OutcomeStatus | None = None  # failed | stopped | timeout | waiting
         self.halt_mono = 0.0
         self.error: dict[str, Any] | None = None
         self.rollback = False
@@ -207,16 +229,16 @@ class _Scheduler:
                         progressed = True
                 progressed = self.drain(block=not progressed) or progressed
                 self.fire_timers()
-                if self.halt in ("stopped", "timeout") and self.inflight and \
+                if self.halt in INTERRUPTED and self.inflight and \
                         self.clock.monotonic() - self.halt_mono > STOP_GRACE:
                     for ex in list(self.inflight):
                         self.finish_stopped(ex)
                 done = not self.inflight and not self.timers and (self.halt is not None or not self.ready)
                 if self.records or self.events:
-                    self.commit(last=done and not (self.halt == "failed" and self.rollback))
+                    self.commit(last=done and not (self.halt == OutcomeStatus.FAILED and self.rollback))
                 if done:
                     break
-            if self.halt == "failed" and self.rollback:
+            if self.halt == OutcomeStatus.FAILED and self.rollback:
                 self.run_rollback()
                 if self.records or self.events:
                     self.commit()
@@ -248,20 +270,20 @@ class _Scheduler:
         self.ctx.host.commit(records, events, last=last)
 
     def check_halt(self) -> None:
-        if self.halt in ("stopped", "timeout", "failed"):
+        if self.halt in ENDED:
             return
         if self.ctx.stop.is_set():
-            self.set_halt("stopped", {"code": "stopped", "message": "the run was stopped"})
+            self.set_halt(OutcomeStatus.STOPPED, {"code": "stopped", "message": "the run was stopped"})
         elif self.ctx.deadline is not None and self.clock.now() >= self.ctx.deadline:
-            self.set_halt("timeout", {"code": "timeout", "message": "the run passed its deadline"})
+            self.set_halt(OutcomeStatus.TIMEOUT, {"code": "timeout", "message": "the run passed its deadline"})
 
-    def set_halt(self, status: str, error: dict[str, Any] | None) -> None:
-        if self.halt in ("stopped", "timeout", "failed"):
+    def set_halt(self, status: OutcomeStatus, error: dict[str, Any] | None) -> None:
+        if self.halt in ENDED:
             return
         self.halt, self.error, self.halt_mono = status, error, self.clock.monotonic()
-        if status in ("stopped", "timeout"):
+        if status in INTERRUPTED:
             for _, _, ex in self.timers:
-                self.record(ex, "stopped", error=error)
+                self.record(ex, NodeStatus.STOPPED, error=error)
             self.timers.clear()
 
     def drain(self, block: bool) -> bool:
@@ -319,16 +341,16 @@ class _Scheduler:
         preds = list(dict.fromkeys(frame.live_preds[node_id]))
         journaled = self.journal.get(key)
         if journaled is not None and journaled.status in TERMINAL_STATUSES:
-            if journaled.status == "skipped" and node.run != "skip":
+            if journaled.status == NodeStatus.SKIPPED and node.run != "skip":
                 self.complete(frame, node_id, None, None, skipped=True)
                 return
-            if journaled.status == "succeeded" and node.compensate is not None:
+            if journaled.status == NodeStatus.SUCCEEDED and node.compensate is not None:
                 ex = _Exec(frame, node, key)
                 ex.index = journaled.index
                 self.completed.append((ex, journaled.output))
             if journaled.port == "error":
                 frame.errors[node_id] = (journaled.output or {}).get("error")
-            if journaled.status == "failed" and journaled.port is None and node.on_error not in ("continue",):
+            if journaled.status == NodeStatus.FAILED and journaled.port is None and node.on_error not in ("continue",):
                 self.fail(frame, journaled.error or {"code": "node_error", "message": "failed"}, node)
                 return
             self.complete(frame, node_id, journaled.port, journaled.output)
@@ -344,7 +366,7 @@ class _Scheduler:
         self.started(ex)
         if journaled is not None:
             ex.index, ex.attempt = journaled.index, journaled.attempt
-            if journaled.status == "waiting":
+            if journaled.status == NodeStatus.WAITING:
                 ex.resumed = True
                 state = journaled.state or {}
                 if "_retry_attempt" in state:
@@ -356,11 +378,11 @@ class _Scheduler:
             self.next_index += 1
         ex.scope = _Scope(self, frame, node_id, self.error_for(frame, node_id))
         if node.run == "skip":
-            self.record(ex, "skipped")
+            self.record(ex, NodeStatus.SKIPPED)
             self.complete(frame, node_id, None, None)
             return
         if not ex.resumed:
-            self.event("node_started", ex, status="running")
+            self.event(NodeStarted, ex, status=NodeStatus.RUNNING)
         if node.type == "loop":
             self.start_loop(ex)
             return
@@ -393,7 +415,7 @@ class _Scheduler:
             self.handle(ex, result)
             return
         if ex.attempt == 1 or ex.resumed:
-            self.record(ex, "running")
+            self.record(ex, NodeStatus.RUNNING)
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=self.ctx.max_workers, thread_name_prefix="weft-node")
         ex.seq += 1
@@ -434,16 +456,17 @@ class _Scheduler:
             try:
                 source = self.values.expand(expr)
                 value_scope = _Scope(self, ex.frame, node.id, scope.error, names) if names else scope
-                return evaluate(compile_expr(source), value_scope)
+                return evaluate(compile_expr(source), value_scope, self.clock)
             except (CelError, MacroError, ParamError) as exc:
                 raise NodeError(str(exc), code="expression_error") from None
 
         return NodeContext(
             run_id=self.ctx.run_id, node_id=node.id, node_type=node.type, config=raw, scope=scope,
             receipt_token=ex.token, attempt=ex.attempt, resolve=resolve, evaluate=evaluate_expr,
-            wait=self.make_wait(), emit=lambda t, d: ex.events.append(EngineEvent(t, d)),
+            wait=self.make_wait(), emit=ex.events.append,
             services=self.ctx.services, state=ex.state, timeout=node.timeout, secrets=ex.secrets,
-            upstream=ex.upstream, key=ex.key, title=node.title, now=self.clock.now)
+            upstream=ex.upstream, key=ex.key, title=node.title, clock=self.clock,
+            can_park=self.ctx.can_park)
 
     def make_wait(self) -> Any:
         ctx, clock = self.ctx, self.clock
@@ -453,9 +476,9 @@ class _Scheduler:
                 raise Park(wake_at=clock.now() + seconds, state=state or {})
             end = clock.monotonic() + seconds
             while True:
-                if ctx.stop.is_set() or self.halt == "stopped":
+                if ctx.stop.is_set() or self.halt == OutcomeStatus.STOPPED:
                     raise RunStopped()
-                if self.halt == "timeout" or (ctx.deadline is not None and clock.now() >= ctx.deadline):
+                if self.halt == OutcomeStatus.TIMEOUT or (ctx.deadline is not None and clock.now() >= ctx.deadline):
                     raise RunDeadlineExceeded()
                 remaining = end - clock.monotonic()
                 if remaining <= 0:
@@ -475,7 +498,7 @@ class _Scheduler:
             self.events.extend(ex.events)
             ex.events = []
             output = self.redact(result.output)
-            self.record(ex, "succeeded", port=result.port, output=output, process_data=result.process_data)
+            self.record(ex, NodeStatus.SUCCEEDED, port=result.port, output=output, process_data=result.process_data)
             if ex.node.compensate is not None:
                 self.completed.append((ex, result.output))
             self.complete(ex.frame, ex.node.id, result.port, result.output)
@@ -483,17 +506,17 @@ class _Scheduler:
             if not self.ctx.can_park:
                 self.on_failure(ex, NodeError("this run cannot wait durably", code="cannot_park"))
                 return
-            self.record(ex, "waiting", state=result.state, wake_at=result.wake_at)
+            self.record(ex, NodeStatus.WAITING, state=result.state, wake_at=result.wake_at)
             self.wakes.append(result.wake_at)
             if self.halt is None:
-                self.halt = "waiting"
+                self.halt = OutcomeStatus.WAITING
         elif isinstance(result, RunStopped):
-            self.record(ex, "stopped", error={"code": "stopped", "message": "the run was stopped"})
-            self.set_halt("stopped", {"code": "stopped", "message": "the run was stopped"})
+            self.record(ex, NodeStatus.STOPPED, error={"code": "stopped", "message": "the run was stopped"})
+            self.set_halt(OutcomeStatus.STOPPED, {"code": "stopped", "message": "the run was stopped"})
         elif isinstance(result, RunDeadlineExceeded):
             err = {"code": "timeout", "message": "the run passed its deadline"}
-            self.record(ex, "stopped", error=err)
-            self.set_halt("timeout", err)
+            self.record(ex, NodeStatus.STOPPED, error=err)
+            self.set_halt(OutcomeStatus.TIMEOUT, err)
         elif isinstance(result, NodeError):
             self.on_failure(ex, result)
         else:
@@ -503,20 +526,13 @@ class _Scheduler:
         self.inflight.pop(ex, None)
         ex.seq += 1
         ex.frame.running -= 1
-        self.record(ex, "stopped", error=self.error)
+        self.record(ex, NodeStatus.STOPPED, error=self.error)
 
     def retry_delay(self, ex: _Exec, err: NodeError) -> float | None:
-        policy = ex.node.retry if ex.node.type != "loop" else None
-        if not policy or not err.retryable or ex.attempt > int(policy.get("count", 0)):
+        policy = ex.node.retry
+        if policy is None or not err.retryable or not policy.allows(ex.attempt):
             return None
-        interval = float(policy.get("interval", 0))
-        backoff = policy.get("backoff", "fixed")
-        if backoff == "exponential":
-            interval *= 2 ** (ex.attempt - 1)
-        elif backoff == "random":
-            interval = random.uniform(0, interval * 2 ** (ex.attempt - 1))
-        if policy.get("max_interval") is not None:
-            interval = min(interval, float(policy["max_interval"]))
+        interval = policy.delay(ex.attempt)
         if err.retry_after is not None and err.retry_after > interval:
             interval = float(err.retry_after)
         return interval
@@ -526,14 +542,15 @@ class _Scheduler:
         ex.events = []
         error = self.redact(err.as_dict())
         delay = self.retry_delay(ex, err)
-        if delay is not None and self.halt in (None, "waiting"):
-            self.event("node_retry", ex, status="retry", error=error, retry_index=ex.attempt,
-                       extra={"retry_interval": delay})
-            if self.ctx.can_park and (delay > self.ctx.park_threshold or self.halt == "waiting"):
+        if delay is not None and self.halt in (None, OutcomeStatus.WAITING):
+            self.events.append(NodeRetry(self.node_info(ex), "retry", inputs=self.redact(ex.inputs), error=error,
+                                         created_at=ex.started_iso, attempt=ex.attempt, retry_index=ex.attempt,
+                                         retry_interval=delay))
+            if self.ctx.can_park and (delay > self.ctx.park_threshold or self.halt == OutcomeStatus.WAITING):
                 wake = self.clock.now() + delay
-                self.record(ex, "waiting", error=error, state={"_retry_attempt": ex.attempt + 1}, wake_at=wake)
+                self.record(ex, NodeStatus.WAITING, error=error, state={"_retry_attempt": ex.attempt + 1}, wake_at=wake)
                 self.wakes.append(wake)
-                self.halt = self.halt or "waiting"
+                self.halt = self.halt or OutcomeStatus.WAITING
                 return
             self.timer_seq += 1
             heapq.heappush(self.timers, (self.clock.monotonic() + delay, self.timer_seq, ex))
@@ -543,12 +560,12 @@ class _Scheduler:
         if mode in ("continue", "branch"):
             port = "error" if mode == "branch" else None
             output = {"error": error}
-            self.record(ex, "failed", port=port, output=output, error=error)
+            self.record(ex, NodeStatus.FAILED, port=port, output=output, error=error)
             if mode == "branch":
                 ex.frame.errors[ex.node.id] = error
             self.complete(ex.frame, ex.node.id, port, output)
             return
-        self.record(ex, "failed", error=error)
+        self.record(ex, NodeStatus.FAILED, error=error)
         if mode == "rollback" and ex.frame is self.top:
             self.rollback = True
         self.fail(ex.frame, error, ex.node)
@@ -557,7 +574,7 @@ class _Scheduler:
         if frame is self.top:
             if node.on_error == "rollback":
                 self.rollback = True
-            self.set_halt("failed", {**error, "node_id": node.id})
+            self.set_halt(OutcomeStatus.FAILED, {**error, "node_id": node.id})
             return
         if frame.failed is None:
             frame.failed = {**error, "node_id": node.id}
@@ -577,9 +594,7 @@ class _Scheduler:
                     frame.branches.append(branch)
                     for member in members:
                         frame.branch_of.setdefault(member, []).append(branch)
-                    self.events.append(EngineEvent("parallel_branch_started", {
-                        "parallel_id": parallel_id, "parallel_start_node_id": target,
-                        "parent_parallel_id": None, "created_at": _utc(self.clock.now()).isoformat()}))
+                    self.events.append(ParallelBranchStarted(parallel_id, target, _utc(self.clock.now()).isoformat()))
             for target in targets:
                 frame.pending_in[target] -= 1
                 if live:
@@ -594,9 +609,8 @@ class _Scheduler:
                 branch[2].discard(node_id)
                 if not branch[2]:
                     frame.branches.remove(branch)
-                    self.events.append(EngineEvent("parallel_branch_finished", {
-                        "parallel_id": branch[0], "parallel_start_node_id": branch[1],
-                        "status": "succeeded", "finished_at": _utc(self.clock.now()).isoformat()}))
+                    self.events.append(ParallelBranchFinished(branch[0], branch[1], NodeStatus.SUCCEEDED,
+                                                              _utc(self.clock.now()).isoformat()))
         self.maybe_frame_done(frame)
 
     def skip(self, frame: _Frame, node_id: str) -> None:
@@ -608,7 +622,7 @@ class _Scheduler:
             self.next_index += 1
             ex.token = receipt_token(self.ctx.token_secret, self.ctx.run_id, key)
             self.started(ex)
-            self.record(ex, "skipped")
+            self.record(ex, NodeStatus.SKIPPED)
         self.complete(frame, node_id, None, None, skipped=True)
 
     def maybe_frame_done(self, frame: _Frame) -> None:
@@ -636,9 +650,9 @@ class _Scheduler:
                                           f"{type(items).__name__}", code="expression_error"))
             return
         ex.inputs = {"items": items}
-        self.record(ex, "running")
+        self.record(ex, NodeStatus.RUNNING)
         loop = _Loop(ex, items, int(config.get("parallelism", 1)), config.get("on_item_error", "fail"))
-        self.event("iteration_started", ex, status="running", extra={"iteration_id": ex.key})
+        self.event(IterationStarted, ex, status=NodeStatus.RUNNING)
         if not items:
             self.finish_loop(loop)
             return
@@ -653,8 +667,7 @@ class _Scheduler:
         body = ex.node.body
         assert body is not None
         frame = _Frame(body, f"{ex.key}[{i}].", ex.frame, loop, i, loop.items[i])
-        self.events.append(EngineEvent("iteration_next", self.base_data(ex) | {
-            "iteration_id": ex.key, "iteration_index": i, "index": i}))
+        self.events.append(IterationNext(self.node_info(ex), i))
         for entry in body.entries:
             self.ready.append((frame, entry))
 
@@ -692,13 +705,11 @@ class _Scheduler:
     def finish_loop(self, loop: _Loop) -> None:
         ex = loop.ex
         if loop.failed is not None:
-            self.event("iteration_completed", ex, status="failed", error=loop.failed,
-                       extra={"iteration_id": ex.key})
+            self.event(IterationCompleted, ex, status=NodeStatus.FAILED, error=loop.failed)
             self.on_failure(ex, NodeError(f"loop item failed: {loop.failed.get('message')}",
                                           code="loop_item_failed", detail=loop.failed))
             return
-        self.event("iteration_completed", ex, status="succeeded", outputs=loop.results,
-                   extra={"iteration_id": ex.key})
+        self.event(IterationCompleted, ex, status=NodeStatus.SUCCEEDED, outputs=loop.results)
         self.handle(ex, NodeResult(output=loop.results))
 
     # -- rollback ---------------------------------------------------------------------------------
@@ -716,11 +727,11 @@ class _Scheduler:
                 comp.inputs = resolve_value(ex.node.compensate, comp.scope, self.values)
                 nctx = self.node_context(comp, config=ex.node.compensate)
                 ex.node.node_type.compensate(nctx, output)
-                self.record(comp, "succeeded", process_data={"compensation_of": ex.key})
+                self.record(comp, NodeStatus.SUCCEEDED, process_data={"compensation_of": ex.key})
                 done.append(ex.node.id)
             except Exception as exc:  # a failed compensation is recorded; the others still run
                 err = exc.as_dict() if isinstance(exc, NodeError) else {"code": "internal_error", "message": str(exc)}
-                self.record(comp, "failed", error=self.redact(err), process_data={"compensation_of": ex.key})
+                self.record(comp, NodeStatus.FAILED, error=self.redact(err), process_data={"compensation_of": ex.key})
         if self.error is not None:
             self.error = {**self.error, "compensated": done}
 
@@ -739,11 +750,11 @@ class _Scheduler:
             return [self.redact(v) for v in value]
         return value
 
-    def record(self, ex: _Exec, status: str, *, port: str | None = None, output: Any = None,
+    def record(self, ex: _Exec, status: NodeStatus, *, port: str | None = None, output: Any = None,
                error: dict[str, Any] | None = None, process_data: dict[str, Any] | None = None,
                state: dict[str, Any] | None = None, wake_at: float | None = None) -> None:
         frame = ex.frame
-        final = status not in ("running",)
+        final = status != NodeStatus.RUNNING
         finished = _utc(self.clock.now()) if final else None
         elapsed = self.clock.monotonic() - ex.started_mono if final else 0.0
         inputs = self.redact(ex.inputs)
@@ -754,38 +765,26 @@ class _Scheduler:
             predecessor_node_id=ex.pred,
             loop_key=frame.loop.ex.key if frame.loop else None, iteration_index=frame.index,
             receipt_token=ex.token, state=state, wake_at=wake_at))
-        if status in ("succeeded", "failed", "stopped") or (status == "skipped" and ex.node.run == "skip"):
+        if status in ANNOUNCED or (status == NodeStatus.SKIPPED and ex.node.run == "skip"):
             # nodes skipped because no branch reached them are recorded but not announced
-            self.event("node_finished", ex, status=status, outputs=output, error=error,
+            self.event(NodeFinished, ex, status=status, outputs=output, error=error,
                        process_data=process_data, elapsed=elapsed, finished_at=finished, port=port)
 
-    def base_data(self, ex: _Exec) -> dict[str, Any]:
+    def node_info(self, ex: _Exec) -> NodeInfo:
         frame = ex.frame
         branches = frame.branch_of.get(ex.node.id)
         branch = branches[0] if branches else None
-        return {
-            "id": ex.key, "key": ex.key, "node_id": ex.node.id, "node_type": ex.node.type,
-            "title": ex.node.title, "index": ex.index, "predecessor_node_id": ex.pred,
-            "iteration_id": frame.loop.ex.key if frame.loop else None, "iteration_index": frame.index,
-            "parallel_id": branch[0] if branch else None,
-            "parallel_start_node_id": branch[1] if branch else None,
-        }
+        return NodeInfo(ex.key, ex.node.id, ex.node.type, ex.node.title, ex.index, ex.pred,
+                        frame.loop.ex.key if frame.loop else None, frame.index,
+                        branch[0] if branch else None, branch[1] if branch else None)
 
-    def event(self, etype: str, ex: _Exec, *, status: str, outputs: Any = None, error: Any = None,
+    def event(self, cls: type[NodeEvent], ex: _Exec, *, status: str, outputs: Any = None, error: Any = None,
               process_data: Any = None, elapsed: float = 0.0, finished_at: datetime | None = None,
-              retry_index: int | None = None, port: str | None = None,
-              extra: dict[str, Any] | None = None) -> None:
-        data = self.base_data(ex)
-        data.update({
-            "inputs": self.redact(ex.inputs), "outputs": self.redact(outputs), "process_data": process_data,
-            "status": status, "error": error, "elapsed_time": elapsed, "port": port,
-            "created_at": ex.started_iso,
-            "finished_at": finished_at.isoformat() if finished_at else None,
-            "attempt": ex.attempt, "retry_index": retry_index,
-        })
-        if extra:
-            data.update(extra)
-        self.events.append(EngineEvent(etype, data))
+              port: str | None = None) -> None:
+        self.events.append(cls(
+            self.node_info(ex), status, inputs=self.redact(ex.inputs), outputs=self.redact(outputs),
+            process_data=process_data, error=error, elapsed_time=elapsed, port=port, created_at=ex.started_iso,
+            finished_at=finished_at.isoformat() if finished_at else None, attempt=ex.attempt))
 
     def outcome(self) -> RunOutcome:
         outputs: dict[str, Any] = {}
@@ -794,17 +793,17 @@ class _Scheduler:
             if isinstance(value, dict):
                 outputs.update(value)
         outputs = self.redact(outputs)
-        status = self.halt or "succeeded"
-        if status == "waiting":
+        status = self.halt or OutcomeStatus.SUCCEEDED
+        if status == OutcomeStatus.WAITING:
             wakes = [w for w in self.wakes if w is not None]
-            return RunOutcome("waiting", {}, None, min(wakes) if wakes else None, self.steps)
+            return RunOutcome(OutcomeStatus.WAITING, {}, None, min(wakes) if wakes else None, self.steps)
         problems: list[dict[str, str]] = []
-        if status == "succeeded" and self.graph.outputs:
+        if status == OutcomeStatus.SUCCEEDED and self.graph.outputs:
             from workflows.engine.graph import _schema_errors
 
             problems = _schema_errors(outputs_json_schema({"outputs": self.graph.outputs}), outputs, "/outputs")
-        return RunOutcome(status, outputs if status == "succeeded" else outputs, self.error
-                          if status != "succeeded" else None, None, self.steps, problems)
+        error = self.error if status != OutcomeStatus.SUCCEEDED else None
+        return RunOutcome(status, outputs, error, None, self.steps, problems)
 
 
 def run_graph(compiled: CompiledGraph, ctx: RunContext) -> RunOutcome:

@@ -175,8 +175,9 @@ def _runtime_message(exc: Exception) -> str:
     return text.split("\n", 1)[0]
 
 
-def evaluate(expr: CompiledExpr, scope: Mapping[str, Any]) -> Any:
-    """Runs a compiled expression; the scope supplies the names it uses. Raises CelError."""
+def evaluate(expr: CompiledExpr, scope: Mapping[str, Any], clock: Any = None) -> Any:
+    """Runs a compiled expression; the scope supplies the names it uses. Raises CelError.
+    ``clock`` (a ``ports.Clock``): what ``now()`` reads (default: the real time)."""
     context: dict[str, Any] = {}
     for name in expr.names:
         value = scope.get(name, SCOPE_MISSING)
@@ -184,6 +185,8 @@ def evaluate(expr: CompiledExpr, scope: Mapping[str, Any]) -> Any:
             context[name] = value
     for name, function in expr.functions:
         context[name] = function
+    if clock is not None and "now" in context:
+        context["now"] = lambda: datetime.fromtimestamp(clock.now(), UTC)
     try:
         return to_plain(expr.program.execute(context))
     except Exception as exc:
@@ -234,12 +237,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def render(text: str, scope: Mapping[str, Any]) -> Any:
+def render(text: str, scope: Mapping[str, Any], clock: Any = None) -> Any:
     """Evaluates the ``{{ }}`` templates of ``text``. Raises CelError."""
     template = parse_template(text)
     if template.single is not None:
-        return evaluate(template.single, scope)
-    return "".join(p if isinstance(p, str) else _text(evaluate(p, scope)) for p in template.parts)
+        return evaluate(template.single, scope, clock)
+    return "".join(p if isinstance(p, str) else _text(evaluate(p, scope, clock)) for p in template.parts)
 
 
 def template_exprs(text: str) -> list[CompiledExpr]:

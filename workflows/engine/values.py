@@ -44,7 +44,8 @@ def is_dynamic(text: str) -> bool:
 class RunValues:
     """Per-run parameters and business time. ``params`` for CEL have macros already expanded."""
 
-    def __init__(self, params: Mapping[str, Any], business_time: datetime, tz: str) -> None:
+    def __init__(self, params: Mapping[str, Any], business_time: datetime, tz: str, clock: Any = None) -> None:
+        self.clock = clock  # what CEL's now() reads (a ports.Clock; None: the real time)
         self.local = business_time.astimezone(ZoneInfo(tz)) if tz else business_time
         self.params: dict[str, Any] = {**builtin_params(self.local), **params}
         self.cel_params: dict[str, Any] = {
@@ -63,7 +64,7 @@ class RunValues:
         if "${" in text or "$[" in text or "{{{" in text:
             text = self.expand(text)
         if "{{" in text:
-            return render(text, scope)
+            return render(text, scope, self.clock)
         return text
 
 

@@ -15,65 +15,23 @@ frees the worker and resumes the node later with the ``state`` it saved.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
+from workflows.engine.errors import (
+    LimitExceeded,
+    NodeError,
+    NodeTimeout,
+    Park,
+    RunDeadlineExceeded,
+    RunStopped,
+)
+from workflows.engine.events import EngineEvent
+from workflows.engine.ports import Clock, NullServices, Services
 
-class NodeError(Exception):
-    """A node attempt failed. ``retryable`` decides whether the retry policy applies."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = False,
-        code: str = "node_error",
-        detail: Any = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.code = code
-        self.detail = detail
-        self.retry_after = retry_after
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.detail is not None:
-            data["detail"] = self.detail
-        return data
-
-
-class NodeTimeout(NodeError):
-    """One attempt ran past the node's ``timeout``; retryable."""
-
-    def __init__(self, message: str = "node attempt timed out") -> None:
-        super().__init__(message, retryable=True, code="timeout")
-
-
-class RunStopped(Exception):
-    """Raised inside a node when a stop was requested; the node ends as ``stopped``."""
-
-
-class RunDeadlineExceeded(Exception):
-    """Raised inside a node when the run passed its deadline; the run ends as ``timeout``."""
-
-
-class Park(Exception):
-    """The node must wait longer than a worker should be held: park the run until ``wake_at``.
-
-    ``state`` is whatever the node needs to continue (a task id, the poll count, ...); it is
-    stored with the node run and handed back as ``NodeContext.state`` when the run resumes.
-    ``wake_at`` is a Unix timestamp, or None to wait for an external wake-up (a webhook callback).
-    """
-
-    def __init__(self, *, wake_at: float | None, state: dict[str, Any]) -> None:
-        super().__init__("park")
-        self.wake_at = wake_at
-        self.state = state
+__all__ = ["NodeError", "NodeTimeout", "LimitExceeded", "RunStopped", "RunDeadlineExceeded", "Park", "NodeResult",
+           "NodeContext", "NodeType", "Services", "NullServices", "Clock"]
 
 
 @dataclass
@@ -83,14 +41,6 @@ class NodeResult:
     output: Any = None
     port: str | None = None
     process_data: dict[str, Any] | None = None
-
-
-class Services(Protocol):
-    """What the host (the Django side, or a test) provides to node types. Every member optional."""
-
-    def credential(self, name: str) -> Mapping[str, str]:
-        """The team credential ``name`` as ``{"kind", "key"/"token"/"username"/"password", ...}``."""
-        ...
 
 
 @dataclass
@@ -103,7 +53,9 @@ class NodeContext:
       given names in scope (e.g. ``{"response": ...}`` for an HTTP ``success.when`` rule).
     - ``wait(seconds, state)``: interruptible wait; raises ``RunStopped`` / ``RunDeadlineExceeded``,
       or ``Park`` in a run that may park when ``seconds`` is long.
-    - ``emit(type, data)``: an extra engine event (loop iterations, ...).
+    - ``emit(event)``: an extra engine event (an ``EngineEvent`` subclass).
+    - ``services``: what the platform provides (``ports.Services``); ``clock``: the run's clock
+      (``now()`` is ``clock.now()``); ``can_park``: long waits may park the run (async runs).
     - ``secrets``: secret values the node used; the engine redacts them from everything it records.
     """
 
@@ -117,8 +69,8 @@ class NodeContext:
     resolve: Callable[[Any], Any]
     evaluate: Callable[[str, Mapping[str, Any]], Any]
     wait: Callable[[float, dict[str, Any] | None], None]
-    emit: Callable[[str, dict[str, Any]], None]
-    services: Any
+    emit: Callable[[EngineEvent], None]
+    services: Services = field(default_factory=NullServices)
     state: dict[str, Any] | None = None
     timeout: float | None = None
     secrets: list[str] = field(default_factory=list)
@@ -127,7 +79,12 @@ class NodeContext:
     upstream: Any = None
     key: str = ""
     title: str = ""
-    now: Callable[[], float] = time.time
+    clock: Clock = field(default_factory=Clock)
+    can_park: bool = False
+
+    def now(self) -> float:
+        """Epoch seconds on the run's clock."""
+        return self.clock.now()
 
 
 class NodeType:
@@ -145,6 +102,9 @@ class NodeType:
     # polling or awaiting a webhook may wait far longer than one attempt's timeout; ``max_wait``
     # bounds that wait), so the scheduler sets no attempt deadline around their ``run``.
     self_timed: ClassVar[bool] = False
+    # ``retries``: the node's ``retry`` policy applies to the type (a container such as ``loop``
+    # retries nothing itself: its body nodes have their own policies).
+    retries: ClassVar[bool] = True
 
     def expressions(self, config: Mapping[str, Any]) -> list[tuple[list[Any], str]]:
         """Bare CEL fields of ``config`` (not ``{{ }}``) as ``[(path inside config, source)]``, so

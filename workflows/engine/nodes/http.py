@@ -14,8 +14,8 @@ Every request carries ``Weft-Run-ID``, ``Weft-Node-ID``, ``Weft-Receipt-Token`` 
 ``Idempotency-Key`` (the receipt token, the same on every retry), and ``Weft-Webhook-URL`` in
 webhook mode.
 
-Services protocol (``ctx.services``; every member optional unless the feature is used)
--------------------------------------------------------------------------------------
+What the node uses of ``ctx.services`` (``workflows.engine.ports.Services``)
+--------------------------------------------------------------------------
 ``credential(name: str) -> Mapping[str, str]``
     The team credential ``name``: ``{"kind": "api_key", "key": ...}``, ``{"kind": "bearer",
     "token": ...}`` or ``{"kind": "basic", "username": ..., "password": ...}``. Raises
@@ -29,14 +29,15 @@ Services protocol (``ctx.services``; every member optional unless the feature is
     parsed JSON of the request (or its text when it is not JSON). Repeated callbacks never change
     what this returns. The node calls it, then ``ctx.wait(step, state)`` with steps growing from
     0.05 s to 1 s (so stop is seen within a second), until a result or ``webhook.max_wait``.
-``can_park: bool`` (attribute, default False)
+``ctx.can_park`` (from the run context, not a service)
     True in runs that may park (async runs). After a grace of ``WEBHOOK_PARK_GRACE`` seconds
     without a callback the node raises ``Park(wake_at=<max_wait deadline>, state=...)``; the
     state says the request was sent, so a resumed node never sends it again. The host must wake
     the run when the callback is stored (and, after committing the park, re-check whether one was
     stored meanwhile); a resumed node reads ``callback_result`` first.
 ``http_policy: OutboundPolicy`` (attribute)
-    Allowed networks, response size cap, redirect limit; absent: public addresses only, 10 MiB, 5.
+    Allowed networks, response size cap, redirect limit (``NullServices``: public addresses only,
+    10 MiB, 5). Every time the node reads is ``ctx.now()``, the run's clock.
 
 Poll waits go through ``ctx.wait(interval, state)`` with ``state = {"mode": "poll", "task_id",
 "polls", "started", "response"}`` so the engine may park between polls; when ``ctx.state`` is set on
@@ -51,7 +52,6 @@ import base64
 import email.utils
 import json
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -189,11 +189,8 @@ def _auth_settings(ctx: NodeContext, auth: Mapping[str, Any] | None) -> dict[str
     settings = dict(auth)
     name = settings.get("credential")
     if name:
-        getter = getattr(ctx.services, "credential", None)
-        if getter is None:
-            raise NodeError(f"credential {name!r} is not available here", code="credential_not_found")
         try:
-            credential = dict(getter(name))
+            credential = dict(ctx.services.credential(name))
         except (KeyError, LookupError):
             raise NodeError(f"credential {name!r} does not exist", code="credential_not_found") from None
         for field_name in ("key", "token", "username", "password"):
@@ -321,8 +318,7 @@ def prepare_call(
 
 
 def _policy(ctx: NodeContext) -> OutboundPolicy:
-    policy = getattr(ctx.services, "http_policy", None)
-    return policy if isinstance(policy, OutboundPolicy) else OutboundPolicy()
+    return ctx.services.http_policy
 
 
 def send(ctx: NodeContext, call: PreparedCall) -> OutboundResponse:
@@ -381,7 +377,7 @@ def status_matches(rule: Any, status: int) -> bool:
     return status == int(text)
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
@@ -391,7 +387,7 @@ def _retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - now)
 
 
 def _problem_error(
@@ -410,11 +406,11 @@ def _problem_error(
     return NodeError(message, detail=detail, **kwargs)
 
 
-def status_error(response: OutboundResponse, body: Any, what: str = "HTTP") -> NodeError:
+def status_error(ctx: NodeContext, response: OutboundResponse, body: Any, what: str = "HTTP") -> NodeError:
     """Classify a failed response: 5xx and 429 retryable (429 with retry_after), others permanent."""
     status = response.status
     retryable = status >= 500 or status == 429
-    retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+    retry_after = _retry_after(response.headers.get("Retry-After"), ctx.now()) if status in (429, 503) else None
     return _problem_error(
         status,
         body,
@@ -448,9 +444,9 @@ def check_success(ctx: NodeContext, rule: Mapping[str, Any] | None, response: Ou
             if response.status // 100 not in (2, 3):
                 error.code = "http_status"
             raise error
-        raise status_error(response, output["body"])
+        raise status_error(ctx, response, output["body"])
     if not status_matches(rule.get("status", "2xx"), response.status):
-        raise status_error(response, output["body"])
+        raise status_error(ctx, response, output["body"])
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
@@ -549,10 +545,7 @@ class HttpNode(NodeType):
 
         webhook_url = None
         if mode == "webhook":
-            make_url = getattr(ctx.services, "webhook_url", None)
-            if make_url is None:
-                raise NodeError("webhook mode is not available here", code="invalid_config")
-            webhook_url = make_url(run_id=ctx.run_id, node_id=ctx.node_id, receipt_token=ctx.receipt_token)
+            webhook_url = ctx.services.webhook_url(run_id=ctx.run_id, node_id=ctx.node_id, receipt_token=ctx.receipt_token)
         call = prepare_call(ctx, config, webhook_url=webhook_url)
         response = send(ctx, call)
         output = response_output(response)
@@ -569,10 +562,10 @@ class HttpNode(NodeType):
                     code="task_id_missing",
                     detail={"body": output["body"]},
                 )
-            state = {"mode": "poll", "task_id": task_id, "polls": 0, "started": time.time(), "response": output}
+            state = {"mode": "poll", "task_id": task_id, "polls": 0, "started": ctx.now(), "response": output}
             return self._poll(ctx, config, state, process_data)
         if mode == "webhook":
-            state = {"mode": "webhook", "sent": True, "started": time.time(), "response": output}
+            state = {"mode": "webhook", "sent": True, "started": ctx.now(), "response": output}
             return self._await_callback(ctx, config, state, process_data)
         return NodeResult(output=output, process_data=process_data)
 
@@ -592,7 +585,7 @@ class HttpNode(NodeType):
         task_id = state["task_id"]
         deadline = float(state["started"]) + max_wait
         while True:
-            remaining = deadline - time.time()
+            remaining = deadline - ctx.now()
             if remaining <= 0:
                 raise NodeError(
                     f"task {task_id} did not finish within {max_wait:g} s",
@@ -634,18 +627,16 @@ class HttpNode(NodeType):
         process_data: dict[str, Any] | None = None,
     ) -> NodeResult:
         max_wait = _number((config.get("webhook") or {}).get("max_wait"), "webhook.max_wait", DEFAULT_MAX_WAIT)
-        read = getattr(ctx.services, "callback_result", None)
-        if read is None:
-            raise NodeError("webhook mode is not available here", code="invalid_config")
+        read = ctx.services.callback_result
         deadline = float(state["started"]) + max_wait
-        can_park = bool(getattr(ctx.services, "can_park", False))
-        entered = time.time()
+        can_park = ctx.can_park
+        entered = ctx.now()
         step = 0.05
         while True:
             result = read(run_id=ctx.run_id, node_id=ctx.node_id, receipt_token=ctx.receipt_token)
             if result is not None:
                 return self._callback_output(ctx, state, result, process_data)
-            now = time.time()
+            now = ctx.now()
             remaining = deadline - now
             if remaining <= 0:
                 raise NodeError(
@@ -692,6 +683,6 @@ class HttpNode(NodeType):
             response = send(ctx, call)
             body = parse_body(response)
             if not 200 <= response.status < 300:
-                raise status_error(response, body, "compensation request answered HTTP")
+                raise status_error(ctx, response, body, "compensation request answered HTTP")
         except NodeError as error:
             raise _redacted_error(error, ctx.secrets) from None

@@ -20,6 +20,7 @@ from workflows.engine.nodes.base import NodeContext, NodeResult, NodeType
 class LoopNode(NodeType):
     type: ClassVar[str] = "loop"
     title: ClassVar[str] = "Loop"
+    retries: ClassVar[bool] = False
     config_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "required": ["items", "body"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType
+from workflows.engine.nodes.base import NodeContext, NodeResult, NodeType
 
 
 class WorkflowNode(NodeType):
@@ -20,10 +20,7 @@ class WorkflowNode(NodeType):
     }
 
     def run(self, ctx: NodeContext) -> NodeResult:
-        run_child = getattr(ctx.services, "run_child_workflow", None)
-        if run_child is None:
-            raise NodeError("sub-workflows are not available here", code="unsupported")
         inputs = ctx.resolve(ctx.config.get("inputs") or {}, ["inputs"])
-        outputs = run_child(workflow_id=ctx.config["workflow"], inputs=inputs,
+        outputs = ctx.services.run_child_workflow(workflow_id=ctx.config["workflow"], inputs=inputs,
                             parent_run_id=ctx.run_id, node_key=ctx.key)
         return NodeResult(output=outputs)
