@@ -259,6 +259,19 @@ WEFT_MAX_BODY_BYTES = env_int("WEFT_MAX_BODY_BYTES", 1024 * 1024 * 2)
 WEFT_HTTP_ALLOW_NETWORKS = [n.strip() for n in os.environ.get("WEFT_HTTP_ALLOW_NETWORKS", "").split(",") if n.strip()]
 WEFT_HTTP_MAX_RESPONSE_BYTES = env_int("WEFT_HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)
 WEFT_PUBLIC_URL = os.environ.get("WEFT_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Budgets of WORKFLOW_FORMAT.md "Limits" (workflows.budgets hands them to the engine): a 400 naming
+# the place at publish/run request, or a node failure with code limit_exceeded at run time.
+WEFT_MAX_GRAPH_NODES = env_int("WEFT_MAX_GRAPH_NODES", 500)
+WEFT_MAX_GRAPH_NESTING = env_int("WEFT_MAX_GRAPH_NESTING", 8)
+WEFT_MAX_EXPRESSION_BYTES = env_int("WEFT_MAX_EXPRESSION_BYTES", 4096)
+WEFT_MAX_EXPRESSION_DEPTH = env_int("WEFT_MAX_EXPRESSION_DEPTH", 32)
+WEFT_MAX_COMPREHENSION_DEPTH = env_int("WEFT_MAX_COMPREHENSION_DEPTH", 2)
+WEFT_MAX_LOOP_ITEMS = env_int("WEFT_MAX_LOOP_ITEMS", 10_000)
+WEFT_MAX_NODE_OUTPUT_BYTES = env_int("WEFT_MAX_NODE_OUTPUT_BYTES", 1024 * 1024)
+WEFT_MAX_WORKFLOW_DEPTH = env_int("WEFT_MAX_WORKFLOW_DEPTH", 5)
+WEFT_MAX_RUN_CPU_SECONDS = float(os.environ.get("WEFT_MAX_RUN_CPU_SECONDS", "60"))
+WEFT_MAX_REGEX_PATTERN_BYTES = env_int("WEFT_MAX_REGEX_PATTERN_BYTES", 1024)
+WEFT_MAX_REGEX_SUBJECT_BYTES = env_int("WEFT_MAX_REGEX_SUBJECT_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
 
 # Transport security (docs/accounts.md). Behind a TLS-terminating proxy set

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from typing import Any
 
 from config.errors import AppUnavailable
+from workflows.budgets import engine_limits
 from workflows.engine.graph import CompiledGraph, GraphInvalid, compile_graph
 
 _CACHE_SIZE = 256
@@ -31,7 +32,7 @@ def compiled_version(*, version: Any) -> CompiledGraph:
 
     try:
         compiled = compile_graph(version.graph, global_params=parameters_get(team=version.team),
-                                 credential_names=credential_names(team=version.team))
+                                 credential_names=credential_names(team=version.team), limits=engine_limits())
     except GraphInvalid as exc:
         raise AppUnavailable("The published version is no longer valid: "
                              + "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors[:5])) from None

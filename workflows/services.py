@@ -19,6 +19,7 @@ from accounts.models import Team
 from accounts.selectors import credential_names, parameters_get
 from config.errors import Conflict, InvalidInput
 from runs.models import ACTIVE_STATUSES, BatchJob, Run
+from workflows.budgets import engine_limits
 from workflows.models import App, Workflow, WorkflowVersion, empty_graph
 from workflows.selectors import version_get
 
@@ -195,7 +196,8 @@ def workflow_validate(*, team: Team, workflow: Workflow, graph: dict[str, Any] |
     if shape:
         return shape
     return validate_graph(
-        graph, global_params=parameters_get(team=team), credential_names=credential_names(team=team)
+        graph, global_params=parameters_get(team=team), credential_names=credential_names(team=team),
+        limits=engine_limits(),
     )
 
 

@@ -121,3 +121,75 @@ def test_engine_never_imports_django() -> None:
             offenders += [f"{path.name}: {n}" for n in names if n == "django" or n.startswith("django.")]
     assert offenders == []
     assert len(list(root.rglob("*.py"))) >= 10
+
+
+def test_a_cycle_an_unknown_type_and_an_unreachable_node_are_all_reported() -> None:
+    graph = {
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {"id": "a", "type": "transform", "config": {"mapping": {"x": "{{ b.v }}"}}},
+            {"id": "b", "type": "transform", "config": {"mapping": {"v": "{{ nowhere }}"}}},
+            {"id": "odd", "type": "teleport"},
+            {"id": "lost", "type": "transform", "config": {"mapping": {}}},
+            {"id": "end", "type": "end"},
+        ],
+        "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"},
+                  {"from": "start", "to": "odd"}, {"from": "odd", "to": "end"}],
+    }
+    by_path = {}
+    for e in validate_graph(graph):
+        by_path.setdefault(e["path"], []).append(e["message"])
+    assert "node 'a' is part of a cycle" in by_path["/nodes/1"]
+    assert "node 'b' is part of a cycle" in by_path["/nodes/2"]
+    assert by_path["/nodes/3/type"] == ["unknown node type 'teleport'"]
+    assert by_path["/nodes/4"] == ["node 'lost' is not reachable from start"]
+    # nodes caught in the cycle still get their own checks (and no false "not in scope")
+    assert by_path["/nodes/2/config/mapping/v"] == ["unknown name 'nowhere'"]
+    assert "/nodes/1/config/mapping/x" not in by_path
+
+
+def _chain(n: int) -> dict:
+    nodes: list[dict] = [{"id": "start", "type": "start"}]
+    prev = "inputs"
+    for i in range(n):
+        nodes.append({"id": f"n{i}", "type": "transform", "config": {"mapping": {"v": f"{{{{ {prev} }}}}"}}})
+        prev = f"n{i}"
+    nodes.append({"id": "end", "type": "end"})
+    return {"nodes": nodes, "edges": [{"from": a["id"], "to": b["id"]} for a, b in zip(nodes, nodes[1:], strict=False)]}
+
+
+def test_graph_size_budget_is_checked_first_and_counts_loop_bodies() -> None:
+    import time
+
+    from workflows.engine.limits import Limits
+
+    big = _chain(20_000)
+    big["nodes"][1]["type"] = "teleport"  # not reported: the size check comes first and stops
+    started = time.process_time()
+    errors = validate_graph(big)
+    assert time.process_time() - started < 0.5
+    assert errors == [{"path": "/nodes", "message": "the graph has 20002 nodes (loop bodies included); "
+                                                    "the limit is 500 (WEFT_MAX_GRAPH_NODES)"}]
+    body = [{"id": f"b{i}", "type": "transform", "config": {"mapping": {}}} for i in range(8)]
+    looped = {"nodes": [{"id": "start", "type": "start"},
+                        {"id": "loop", "type": "loop", "config": {"items": [], "body": {"nodes": body}}},
+                        {"id": "end", "type": "end"}],
+              "edges": [{"from": "start", "to": "loop"}, {"from": "loop", "to": "end"}]}
+    assert validate_graph(looped, limits=Limits(graph_nodes=11)) == []
+    assert validate_graph(looped, limits=Limits(graph_nodes=10))[0]["message"].startswith("the graph has 11 nodes")
+
+
+def test_validation_time_grows_about_linearly() -> None:
+    import time
+
+    from workflows.engine.limits import Limits
+
+    limits = Limits(graph_nodes=10**6)
+    timings = {}
+    for n in (1_000, 8_000):
+        graph = _chain(n)
+        started = time.process_time()
+        assert validate_graph(graph, limits=limits) == []
+        timings[n] = time.process_time() - started
+    # 8x the nodes: quadratic would be ~64x; allow generous noise for a loaded machine
+    assert timings[8_000] < 20 * timings[1_000] + 0.2, timings

@@ -8,15 +8,18 @@ ancestors, compiled expressions in the process-wide cache) or raises ``GraphInva
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.macros import MacroError, expand_macros
 from workflows.engine.nodes.base import NodeType
-from workflows.engine.params import BUILTIN_PARAMS, param_names
+from workflows.engine.nodes.registry import NODE_TYPES
+from workflows.engine.params import BUILTIN_PARAMS, param_names, substitute_params
 from workflows.engine.retry import RetryPolicy
 from workflows.engine.templates import CelError, compile_expr, template_exprs
 from workflows.engine.values import static_container_ids
@@ -28,6 +31,7 @@ NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED_IDS = frozenset({"inputs", "params", "run", "item", "index", "error"})
 INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array", "file")
+CHECK_TIME = datetime(2024, 2, 29, 12, 0, 0)  # time macros are expanded at this instant to check them
 
 
 class GraphInvalid(Exception):
@@ -138,14 +142,13 @@ class CompiledNode:
 
 @dataclass
 class Topology:
-    """A DAG of nodes: the graph itself, or a loop body."""
+    """A DAG of nodes: the graph itself, or a container's body (a loop's)."""
 
     nodes: dict[str, CompiledNode]
     order: list[str]
     succ: dict[str, dict[str | None, list[str]]]
     in_edges: dict[str, list[tuple[str, str | None]]]
     preds: dict[str, list[str]]
-    ancestors: dict[str, frozenset[str]]
     error_sources: dict[str, tuple[str, ...]]
     entries: list[str]
     sinks: list[str]
@@ -164,43 +167,157 @@ class CompiledGraph(Topology):
 
 
 # -- validation ----------------------------------------------------------------------------------
+#
+# The check is a few passes over each DAG (the graph, then every container body), each linear in
+# the size of what it reads, and every pass runs even when an earlier one found problems, so one
+# answer lists every problem: size (first, so an oversized graph costs nothing more) ->
+# declarations -> parse nodes -> parse edges -> order (cycles) -> reach (from start) -> compile
+# (each node's config, expressions and names in scope; containers check their bodies through
+# their node type's ``check_config`` hook). "Is X upstream of Y" is answered from ancestor bitsets
+# (one int per node), not from materialised ancestor sets.
+
+
+class NameScope:
+    """The names an expression may use at one place: fixed names (inputs, params, run, item, ...),
+    the DAG's nodes upstream of the place (a bitset over the DAG's topological order), and the
+    enclosing scope (a container's own scope, for its body)."""
+
+    __slots__ = ("names", "bits", "index", "parent")
+
+    def __init__(self, names: frozenset[str] | set[str], bits: int = 0, index: Mapping[str, int] | None = None,
+                 parent: NameScope | None = None) -> None:
+        self.names, self.bits, self.index, self.parent = frozenset(names), bits, index or {}, parent
+
+    def __contains__(self, name: object) -> bool:
+        scope: NameScope | None = self
+        while scope is not None:
+            if name in scope.names:
+                return True
+            i = scope.index.get(name)  # type: ignore[call-overload]
+            if i is not None and (i < 0 or scope.bits >> i & 1):
+                return True
+            scope = scope.parent
+        return False
+
+    def with_names(self, names: Iterable[str]) -> NameScope:
+        return NameScope(frozenset(names), parent=self)
+
+
+@dataclass
+class _Dag:
+    """One DAG while it is checked: its raw nodes by id (in document order) and its edges."""
+
+    prefix: str
+    body: bool
+    raw: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    position: dict[str, int] = field(default_factory=dict)  # id -> index in the nodes array
+    succ: dict[str, dict[str | None, list[str]]] = field(default_factory=dict)
+    in_edges: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+    def pointer(self, node_id: str) -> str:
+        return f"{self.prefix}/nodes/{self.position[node_id]}"
+
+
+def _count_nodes(graph: Mapping[str, Any], node_types: Mapping[str, NodeType]) -> tuple[int, int]:
+    """(nodes in the graph and every container body, deepest container nesting); iterative."""
+    total = deepest = 0
+    todo: list[tuple[Any, int]] = [(graph.get("nodes"), 0)]
+    while todo:
+        nodes, depth = todo.pop()
+        if not isinstance(nodes, list):
+            continue
+        total += len(nodes)
+        deepest = max(deepest, depth)
+        for node in nodes:
+            if not isinstance(node, Mapping) or not isinstance(node.get("config"), Mapping):
+                continue
+            ntype = node_types.get(node.get("type")) if isinstance(node.get("type"), str) else None
+            if ntype is not None:
+                for _, body in ntype.bodies(node["config"]):
+                    if isinstance(body, Mapping):
+                        todo.append((body.get("nodes"), depth + 1))
+    return total, deepest
+
 
 class _Checker:
     def __init__(self, graph: Any, global_params: Mapping[str, Any], credential_names: set[str],
-                 node_types: Mapping[str, NodeType]) -> None:
+                 node_types: Mapping[str, NodeType], limits: Limits) -> None:
         self.graph = graph
         self.errors: list[dict[str, str]] = []
         self.global_params = dict(global_params or {})
         self.credentials = set(credential_names or ())
         self.node_types = node_types
+        self.limits = limits
         self.all_ids: set[str] = set()
+        self.params: dict[str, Any] = {}
+        self.known_params: set[str] = set(BUILTIN_PARAMS)
+        self.param_values: dict[str, Any] = {}
 
     def err(self, path: str, message: str) -> None:
         self.errors.append({"path": path, "message": message})
 
-    # graph-level
+    # -- graph level ------------------------------------------------------------------------------
     def check(self) -> CompiledGraph | None:
         graph = self.graph
         if not isinstance(graph, Mapping):
             self.err("", "the graph must be an object")
             return None
+        if not self.check_size(graph):
+            return None
+        self.check_declarations(graph)
+        self.check_params(graph)
+        nodes, edges = graph.get("nodes"), graph.get("edges", [])
+        if not isinstance(nodes, list):
+            self.err("/nodes", "must be an array of nodes")
+            return None
+        if not isinstance(edges, list):
+            self.err("/edges", "must be an array of edges")
+            edges = []
+        topo = self.check_dag(nodes, edges, "", NameScope(frozenset({"inputs", "params", "run"})), body=False)
+        if topo is None or self.errors:
+            return None
+        starts = [n for n in topo.nodes.values() if n.type == "start"]
+        return CompiledGraph(**vars(topo), start_id=starts[0].id,
+                             end_ids=[n.id for n in topo.nodes.values() if n.type == "end"],
+                             inputs=dict(graph.get("inputs", {})), outputs=dict(graph.get("outputs", {})),
+                             params=self.params, source=dict(graph))
+
+    def check_size(self, graph: Mapping[str, Any]) -> bool:
+        """The graph-size budget, before anything else reads the graph."""
+        total, deepest = _count_nodes(graph, self.node_types)
+        ok = True
+        if total > self.limits.graph_nodes:
+            self.err("/nodes", f"the graph has {total} nodes (loop bodies included); the limit is "
+                     f"{self.limits.graph_nodes} (WEFT_MAX_GRAPH_NODES)")
+            ok = False
+        if deepest > self.limits.graph_nesting:
+            self.err("/nodes", f"loops are nested {deepest} deep; the limit is {self.limits.graph_nesting} "
+                     "(WEFT_MAX_GRAPH_NESTING)")
+            ok = False
+        return ok
+
+    def check_declarations(self, graph: Mapping[str, Any]) -> None:
         for key in ("inputs", "outputs"):
             decls = graph.get(key, {})
             if not isinstance(decls, Mapping):
                 self.err(f"/{key}", "must be an object")
                 continue
             for name, decl in decls.items():
+                pointer = f"/{key}/{_escape(name)}"
                 if not VAR_NAME.match(name):
-                    self.err(f"/{key}/{_escape(name)}", f"invalid name {name!r}")
-                decl_errors = _schema_errors(DECL_SCHEMA, decl, f"/{key}/{_escape(name)}")
+                    self.err(pointer, f"invalid name {name!r}")
+                decl_errors = _schema_errors(DECL_SCHEMA, decl, pointer)
                 self.errors.extend(decl_errors)
                 if not decl_errors and "default" in decl:
                     problems = _schema_errors({"type": "object", "properties": {"v": _decl_schema(decl)}},
                                               {"v": decl["default"]}, "")
                     for p in problems:
-                        self.err(f"/{key}/{_escape(name)}/default", p["message"])
+                        self.err(f"{pointer}/default", p["message"])
         if "retry" in graph:  # workflow-level retry policy (runs.endings): same shape as a node's
             self.errors.extend(_schema_errors(RUNTIME_SCHEMA["properties"]["retry"], graph["retry"], "/retry"))
+
+    def check_params(self, graph: Mapping[str, Any]) -> None:
         params = graph.get("params", {})
         if not isinstance(params, Mapping):
             self.err("/params", "must be an object")
@@ -211,34 +328,25 @@ class _Checker:
         for name, value in params.items():
             if isinstance(value, str):
                 self.check_string(value, f"/params/{_escape(name)}", None)
-        nodes, edges = graph.get("nodes"), graph.get("edges", [])
-        if not isinstance(nodes, list):
-            self.err("/nodes", "must be an array of nodes")
-            return None
-        if not isinstance(edges, list):
-            self.err("/edges", "must be an array of edges")
-            edges = []
-        scope = {"inputs", "params", "run"}
-        topo = self.check_dag(nodes, edges, "", scope, body=False)
-        if topo is None or self.errors:
-            return None
-        starts = [n for n in topo.nodes.values() if n.type == "start"]
-        return CompiledGraph(**vars(topo), start_id=starts[0].id,
-                             end_ids=[n.id for n in topo.nodes.values() if n.type == "end"],
-                             inputs=dict(graph.get("inputs", {})), outputs=dict(graph.get("outputs", {})),
-                             params=self.params, source=dict(graph))
 
-    def check_dag(self, nodes: list[Any], edges: list[Any], prefix: str, outer_scope: set[str],
+    # -- one DAG: parse nodes, parse edges, order, reach, compile ---------------------------------
+    def check_dag(self, nodes: list[Any], edges: list[Any], prefix: str, scope: NameScope,
                   body: bool) -> Topology | None:
-        ids: dict[str, int] = {}
-        raw: dict[str, dict[str, Any]] = {}
+        dag = _Dag(prefix, body)
+        self.parse_nodes(dag, nodes)
+        self.parse_edges(dag, edges)
+        order = self.order(dag)
+        if not body:
+            self.reach(dag)
+        return self.compile(dag, order, scope)
+
+    def parse_nodes(self, dag: _Dag, nodes: list[Any]) -> None:
         for i, node in enumerate(nodes):
-            pointer = f"{prefix}/nodes/{i}"
+            pointer = f"{dag.prefix}/nodes/{i}"
             if not isinstance(node, Mapping):
                 self.err(pointer, "a node must be an object")
                 continue
-            shape = _schema_errors(RUNTIME_SCHEMA, node, pointer)
-            self.errors.extend(shape)
+            self.errors.extend(_schema_errors(RUNTIME_SCHEMA, node, pointer))
             node_id = node.get("id")
             if not isinstance(node_id, str):
                 continue
@@ -250,142 +358,147 @@ class _Checker:
                 self.err(f"{pointer}/id", f"duplicate node id {node_id!r}")
                 continue
             self.all_ids.add(node_id)
-            ids[node_id] = i
-            raw[node_id] = node
+            dag.position[node_id] = i
+            dag.raw[node_id] = node
             ntype = node.get("type")
             if isinstance(ntype, str) and ntype not in self.node_types:
                 self.err(f"{pointer}/type", f"unknown node type {ntype!r}")
-            if body and ntype in ("start", "end"):
+            if dag.body and ntype in ("start", "end"):
                 self.err(f"{pointer}/type", f"a loop body cannot contain a {ntype!r} node")
-        if not body:
-            starts = [n for n in raw if raw[n].get("type") == "start"]
-            if len(starts) != 1:
-                self.err(f"{prefix}/nodes", f"a graph needs exactly one start node, found {len(starts)}")
-            if not any(raw[n].get("type") == "end" for n in raw):
-                self.err(f"{prefix}/nodes", "a graph needs at least one end node")
-        # edges
-        succ: dict[str, dict[str | None, list[str]]] = {n: {} for n in raw}
-        in_edges: dict[str, list[tuple[str, str | None]]] = {n: [] for n in raw}
-        edge_pointer: dict[tuple[str, str], str] = {}
+        if not dag.body:
+            starts = sum(1 for n in dag.raw.values() if n.get("type") == "start")
+            if starts != 1:
+                self.err(f"{dag.prefix}/nodes", f"a graph needs exactly one start node, found {starts}")
+            if not any(n.get("type") == "end" for n in dag.raw.values()):
+                self.err(f"{dag.prefix}/nodes", "a graph needs at least one end node")
+        dag.succ = {n: {} for n in dag.raw}
+        dag.in_edges = {n: [] for n in dag.raw}
+
+    def parse_edges(self, dag: _Dag, edges: list[Any]) -> None:
+        ports: dict[str, list[str]] = {}
         for i, edge in enumerate(edges):
-            pointer = f"{prefix}/edges/{i}"
+            pointer = f"{dag.prefix}/edges/{i}"
             shape = _schema_errors(EDGE_SCHEMA, edge, pointer)
             if shape:
                 self.errors.extend(shape)
                 continue
             src, dst, port = edge["from"], edge["to"], edge.get("port")
-            bad = False
-            for key, name in (("from", src), ("to", dst)):
-                if name not in raw:
-                    self.err(f"{pointer}/{key}", f"no node {name!r}" + (" in this loop body" if body else ""))
-                    bad = True
-            if bad:
+            missing = [(key, name) for key, name in (("from", src), ("to", dst)) if name not in dag.raw]
+            for key, name in missing:
+                self.err(f"{pointer}/{key}", f"no node {name!r}" + (" in this loop body" if dag.body else ""))
+            if missing:
                 continue
-            node = raw[src]
-            ntype = self.node_types.get(node.get("type"))
-            if port is not None and ntype is not None:
-                ports = ntype.ports(node.get("config") or {}) if isinstance(node.get("config", {}), Mapping) else []
-                if port == "error":
-                    if node.get("on_error") != "branch":
-                        self.err(f"{pointer}/port", f"port 'error' needs on_error 'branch' on node {src!r}")
-                elif port not in ports:
-                    self.err(f"{pointer}/port", f"node {src!r} has no port {port!r}"
-                             + (f" (ports: {', '.join(ports)})" if ports else ""))
+            if port is not None:
+                self.check_port(dag.raw[src], src, port, pointer, ports)
             if src == dst:
                 self.err(pointer, f"edge from {src!r} to itself makes a cycle")
                 continue
-            succ[src].setdefault(port, []).append(dst)
-            in_edges[dst].append((src, port))
-            edge_pointer.setdefault((src, dst), pointer)
-        # topology
-        indeg = {n: len({s for s, _ in in_edges[n]}) for n in raw}
-        preds = {n: list(dict.fromkeys(s for s, _ in in_edges[n])) for n in raw}
-        children = {n: list(dict.fromkeys(t for ts in succ[n].values() for t in ts)) for n in raw}
-        order = [n for n in raw if indeg[n] == 0]
+            dag.succ[src].setdefault(port, []).append(dst)
+            dag.in_edges[dst].append((src, port))
+        dag.children = {n: list(dict.fromkeys(t for ts in dag.succ[n].values() for t in ts)) for n in dag.raw}
+
+    def check_port(self, node: Mapping[str, Any], src: str, port: str, pointer: str,
+                   cache: dict[str, list[str]]) -> None:
+        ntype = self.node_types.get(node.get("type")) if isinstance(node.get("type"), str) else None
+        if ntype is None:
+            return
+        if port == "error":
+            if node.get("on_error") != "branch":
+                self.err(f"{pointer}/port", f"port 'error' needs on_error 'branch' on node {src!r}")
+            return
+        if src not in cache:
+            config = node.get("config", {})
+            cache[src] = ntype.ports(config) if isinstance(config, Mapping) else []
+        known = cache[src]
+        if port not in known:
+            self.err(f"{pointer}/port", f"node {src!r} has no port {port!r}"
+                     + (f" (ports: {', '.join(known)})" if known else ""))
+
+    def order(self, dag: _Dag) -> list[str]:
+        """Topological order (Kahn); every node left out is reported as part of a cycle."""
+        indeg = {n: len({s for s, _ in dag.in_edges[n]}) for n in dag.raw}
+        order = [n for n in dag.raw if indeg[n] == 0]
         pos = 0
         while pos < len(order):
-            for child in children[order[pos]]:
+            for child in dag.children[order[pos]]:
                 indeg[child] -= 1
                 if indeg[child] == 0:
                     order.append(child)
             pos += 1
-        if len(order) < len(raw):
-            for n in raw:
-                if n not in order:
-                    self.err(f"{prefix}/nodes/{ids[n]}", f"node {n!r} is part of a cycle")
-            return None
-        if not body:
-            starts = [n for n in raw if raw[n].get("type") == "start"]
-            if len(starts) == 1:
-                seen, todo = {starts[0]}, [starts[0]]
-                while todo:
-                    for child in children[todo.pop()]:
-                        if child not in seen:
-                            seen.add(child)
-                            todo.append(child)
-                for n in raw:
-                    if n not in seen:
-                        self.err(f"{prefix}/nodes/{ids[n]}", f"node {n!r} is not reachable from start")
-        ancestors: dict[str, frozenset[str]] = {}
-        for n in order:
-            acc: set[str] = set()
-            for p in preds[n]:
-                acc.add(p)
-                acc |= ancestors[p]
-            ancestors[n] = frozenset(acc)
+        if len(order) < len(dag.raw):
+            placed = set(order)
+            for n in dag.raw:
+                if n not in placed:
+                    self.err(dag.pointer(n), f"node {n!r} is part of a cycle")
+        return order
+
+    def reach(self, dag: _Dag) -> None:
+        """Every node must be reachable from the start node (cycles or not)."""
+        starts = [n for n, node in dag.raw.items() if node.get("type") == "start"]
+        if len(starts) != 1:
+            return
+        seen, todo = {starts[0]}, [starts[0]]
+        while todo:
+            for child in dag.children[todo.pop()]:
+                if child not in seen:
+                    seen.add(child)
+                    todo.append(child)
+        for n in dag.raw:
+            if n not in seen:
+                self.err(dag.pointer(n), f"node {n!r} is not reachable from start")
+
+    def compile(self, dag: _Dag, order: list[str], outer: NameScope) -> Topology | None:
+        """Checks every node (in topological order; nodes caught in a cycle last, with every node of
+        the DAG in scope so that only their own problems are reported) and builds the topology."""
+        index = {n: i for i, n in enumerate(order)}
+        ancestors: dict[str, int] = {}
         error_sources: dict[str, tuple[str, ...]] = {}
+        preds = {n: list(dict.fromkeys(s for s, _ in dag.in_edges[n])) for n in dag.raw}
+        compiled: dict[str, CompiledNode] = {}
         for n in order:
+            bits = 0
+            for p in preds[n]:
+                bits |= ancestors[p] | (1 << index[p])
+            ancestors[n] = bits
             sources: list[str] = []
-            for src, port in in_edges[n]:
+            for src, port in dag.in_edges[n]:
                 if port == "error":
                     sources.append(src)
                 sources.extend(error_sources.get(src, ()))
             error_sources[n] = tuple(dict.fromkeys(sources))
-        # nodes
-        compiled: dict[str, CompiledNode] = {}
-        for n in order:
-            node = raw[n]
-            scope = outer_scope | ancestors[n] | ({"error"} if error_sources[n] else set())
-            cnode = self.check_node(node, f"{prefix}/nodes/{ids[n]}", scope)
+            scope = NameScope({"error"} if error_sources[n] else frozenset(), bits, index, outer)
+            cnode = self.compile_node(dag.raw[n], dag.pointer(n), scope)
             if cnode is not None:
                 compiled[n] = cnode
-        if len(compiled) < len(raw):
+        if len(order) < len(dag.raw):
+            everything = NameScope(frozenset({"error"}), 0, {n: -1 for n in dag.raw}, outer)
+            placed = set(order)
+            for n in dag.raw:
+                if n not in placed:
+                    self.compile_node(dag.raw[n], dag.pointer(n), everything)
             return None
-        topo = Topology(nodes={n: compiled[n] for n in order}, order=order, succ=succ, in_edges=in_edges,
-                        preds=preds, ancestors=ancestors, error_sources=error_sources,
-                        entries=[n for n in order if not in_edges[n]],
-                        sinks=[n for n in order if not children[n]])
-        topo.branches = _branches(topo, children)
+        if len(compiled) < len(dag.raw):
+            return None
+        topo = Topology(nodes={n: compiled[n] for n in order}, order=order, succ=dag.succ, in_edges=dag.in_edges,
+                        preds=preds, error_sources=error_sources,
+                        entries=[n for n in order if not dag.in_edges[n]],
+                        sinks=[n for n in order if not dag.children[n]])
+        topo.branches = _branches(topo, dag.children, index)
         return topo
 
-    def check_node(self, node: Mapping[str, Any], pointer: str, scope: set[str]) -> CompiledNode | None:
-        ntype = self.node_types.get(node.get("type"))
+    def compile_node(self, node: Mapping[str, Any], pointer: str, scope: NameScope) -> CompiledNode | None:
+        ntype = self.node_types.get(node.get("type")) if isinstance(node.get("type"), str) else None
         config = node.get("config", {})
         if ntype is None or not isinstance(config, Mapping):
             return None
         cpointer = f"{pointer}/config"
         self.errors.extend(_schema_errors(ntype.config_schema, config, cpointer))
         self.errors.extend(ntype.validate(config, cpointer))
-        body = None
-        if ntype.type == "loop":
-            loop_body = config.get("body")
-            if isinstance(loop_body, Mapping) and isinstance(loop_body.get("nodes"), list):
-                body_scope = scope | {"item", "index"}
-                body = self.check_dag(loop_body["nodes"], loop_body.get("edges", []) or [],
-                                      f"{cpointer}/body", body_scope, body=True)
-                if "items" in config:
-                    self.check_value(config["items"], f"{cpointer}/items", scope)
-                if "output" in config and body is not None:
-                    self.check_value(config["output"], f"{cpointer}/output", body_scope | set(body.nodes))
-        else:
-            self.check_value(config, cpointer, scope)
-            for path, source in ntype.expressions(config):
-                fpointer = cpointer + "".join("/" + _escape(str(p)) for p in path)
-                self.check_expr(self.expand_for_check(source, fpointer), fpointer, scope)
+        body = ntype.check_config(self, config, cpointer, scope)
         self.check_credentials(config, cpointer)
         compensate = node.get("compensate")
         if isinstance(compensate, Mapping):
-            self.check_value(compensate, f"{pointer}/compensate", scope | {node["id"]})
+            self.check_value(compensate, f"{pointer}/compensate", scope.with_names({node["id"]}))
             self.check_credentials(compensate, f"{pointer}/compensate")
         static: set[int] = set()
         static_container_ids(config, static)
@@ -394,38 +507,60 @@ class _Checker:
             id=node["id"], type=ntype.type, node_type=ntype, title=node.get("name") or ntype.title or node["id"],
             config=dict(config), run=node.get("run", "normal"),
             retry=RetryPolicy.from_config(node.get("retry", ntype.default_retry)) if ntype.retries else None,
-            timeout=timeout,
-            on_error=node.get("on_error", "fail"), compensate=compensate, pointer=pointer,
+            timeout=timeout, on_error=node.get("on_error", "fail"), compensate=compensate, pointer=pointer,
             static_ids=static, inline=ntype.inline and timeout is None, body=body)
 
-    def check_value(self, value: Any, pointer: str, scope: set[str]) -> None:
-        if isinstance(value, str):
-            self.check_string(value, pointer, scope)
-        elif isinstance(value, Mapping):
-            for k, v in value.items():
-                self.check_value(v, f"{pointer}/{_escape(str(k))}", scope)
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                self.check_value(v, f"{pointer}/{i}", scope)
+    # -- what node types call back (``ConfigChecker``) --------------------------------------------
+    def check_body(self, nodes: list[Any], edges: list[Any], pointer: str, scope: NameScope,
+                   names: Iterable[str]) -> tuple[Topology | None, NameScope]:
+        """A container's body: a DAG of its own, seeing ``names`` (``item``, ``index``) and ``scope``."""
+        body_scope = scope.with_names(names)
+        return self.check_dag(nodes, edges or [], pointer, body_scope, body=True), body_scope
 
+    def with_names(self, scope: NameScope, names: Iterable[str]) -> NameScope:  # type: ignore[override]
+        return scope.with_names(names)
+
+    def check_value(self, value: Any, pointer: str, scope: NameScope | None) -> None:
+        """Every string inside ``value``: parameters, macros and ``{{ }}`` names in scope."""
+        todo = [(value, pointer)]
+        while todo:
+            item, where = todo.pop()
+            if isinstance(item, str):
+                self.check_string(item, where, scope)
+            elif isinstance(item, Mapping):
+                todo.extend((v, f"{where}/{_escape(str(k))}") for k, v in reversed(list(item.items())))
+            elif isinstance(item, list):
+                todo.extend((v, f"{where}/{i}") for i, v in reversed(list(enumerate(item))))
+
+    def check_expression(self, source: str, pointer: str, scope: NameScope) -> None:
+        """A bare CEL field (not ``{{ }}``)."""
+        expanded = self.expand_for_check(source, pointer)
+        if expanded is None:
+            return
+        try:
+            expr = compile_expr(expanded)
+        except CelError as exc:
+            self.err(pointer, str(exc))
+            return
+        self.check_names(expr.names, pointer, scope)
+
+    # -- strings ----------------------------------------------------------------------------------
     def expand_for_check(self, text: str, pointer: str) -> str | None:
         for name in param_names(text):
             if name not in self.known_params:
                 self.err(pointer, f"unknown parameter ${{{name}}}")
                 return None
         if "${" in text:
-            from workflows.engine.params import substitute_params
             text = substitute_params(text, self.param_values)
         if "$[" in text or "{{{" in text:
-            from datetime import datetime
             try:
-                text = expand_macros(text, datetime(2024, 2, 29, 12, 0, 0))
+                text = expand_macros(text, CHECK_TIME)
             except MacroError as exc:
                 self.err(pointer, str(exc))
                 return None
         return text
 
-    def check_string(self, text: str, pointer: str, scope: set[str] | None) -> None:
+    def check_string(self, text: str, pointer: str, scope: NameScope | None) -> None:
         if "$" not in text and "{{" not in text:
             return
         expanded = self.expand_for_check(text, pointer)
@@ -439,17 +574,7 @@ class _Checker:
         for expr in exprs:
             self.check_names(expr.names, pointer, scope)
 
-    def check_expr(self, source: str | None, pointer: str, scope: set[str]) -> None:
-        if source is None:
-            return
-        try:
-            expr = compile_expr(source)
-        except CelError as exc:
-            self.err(pointer, str(exc))
-            return
-        self.check_names(expr.names, pointer, scope)
-
-    def check_names(self, names: tuple[str, ...], pointer: str, scope: set[str]) -> None:
+    def check_names(self, names: tuple[str, ...], pointer: str, scope: NameScope) -> None:
         for name in names:
             if name in scope:
                 continue
@@ -461,39 +586,53 @@ class _Checker:
                 self.err(pointer, f"unknown name {name!r}")
 
     def check_credentials(self, value: Any, pointer: str) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                if k == "auth" and isinstance(v, Mapping) and isinstance(v.get("credential"), str):
-                    if v["credential"] not in self.credentials:
-                        self.err(f"{pointer}/auth/credential", f"unknown credential {v['credential']!r}")
-                else:
-                    self.check_credentials(v, f"{pointer}/{_escape(str(k))}")
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                self.check_credentials(v, f"{pointer}/{i}")
+        todo = [(value, pointer)]
+        while todo:
+            item, where = todo.pop()
+            if isinstance(item, Mapping):
+                for k, v in item.items():
+                    if k == "auth" and isinstance(v, Mapping) and isinstance(v.get("credential"), str):
+                        if v["credential"] not in self.credentials:
+                            self.err(f"{where}/auth/credential", f"unknown credential {v['credential']!r}")
+                    else:
+                        todo.append((v, f"{where}/{_escape(str(k))}"))
+            elif isinstance(item, list):
+                todo.extend((v, f"{where}/{i}") for i, v in enumerate(item))
 
 
-def _branches(topo: Topology, children: dict[str, list[str]]) -> dict[tuple[str, str | None], list[tuple[str, frozenset[str]]]]:
-    """For each fan-out, the nodes of each branch up to (excluding) where branches meet."""
-    descendants: dict[str, frozenset[str]] = {}
+def _bits(value: int) -> Iterator[int]:
+    while value:
+        low = value & -value
+        yield low.bit_length() - 1
+        value ^= low
+
+
+def _branches(topo: Topology, children: dict[str, list[str]],
+              index: dict[str, int]) -> dict[tuple[str, str | None], list[tuple[str, frozenset[str]]]]:
+    """For each fan-out, the nodes of each branch up to (excluding) where branches meet.
+    Descendants are bitsets over the topological order; each fan-out costs O(targets)."""
+    descendants: dict[str, int] = {}
     for n in reversed(topo.order):
-        acc = {n}
+        acc = 1 << index[n]
         for c in children[n]:
             acc |= descendants[c]
-        descendants[n] = frozenset(acc)
+        descendants[n] = acc
     out: dict[tuple[str, str | None], list[tuple[str, frozenset[str]]]] = {}
     for src, ports in topo.succ.items():
         for port, targets in ports.items():
             if len(targets) < 2:
                 continue
-            branches = []
-            for t in targets:
-                others: set[str] = set()
-                for o in targets:
-                    if o != t:
-                        others |= descendants[o]
-                branches.append((t, frozenset(descendants[t] - others)))
-            out[(src, port)] = branches
+            masks = [descendants[t] for t in targets]
+            before = [0] * (len(masks) + 1)
+            for i, m in enumerate(masks):
+                before[i + 1] = before[i] | m
+            after = 0
+            members: list[int] = [0] * len(masks)
+            for i in range(len(masks) - 1, -1, -1):
+                members[i] = masks[i] & ~(before[i] | after)
+                after |= masks[i]
+            out[(src, port)] = [(t, frozenset(topo.order[b] for b in _bits(m))) for t, m in zip(targets, members,
+                                                                                                     strict=True)]
     return out
 
 
@@ -525,26 +664,24 @@ def outputs_json_schema(graph: Mapping[str, Any]) -> dict[str, Any]:
     return _decls_schema(graph.get("outputs") or {})
 
 
-def _node_types() -> Mapping[str, NodeType]:
-    from workflows.engine.nodes.registry import NODE_TYPES
-
-    return NODE_TYPES
-
-
 def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
                    credential_names: set[str] | None = None,
-                   node_types: Mapping[str, NodeType] | None = None) -> list[dict[str, str]]:
+                   node_types: Mapping[str, NodeType] | None = None,
+                   limits: Limits | None = None) -> list[dict[str, str]]:
     """Every problem of ``graph`` as ``[{"path", "message"}]`` (empty: valid)."""
-    checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or _node_types())
+    checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or NODE_TYPES,
+                       limits or DEFAULT_LIMITS)
     checker.check()
     return checker.errors
 
 
 def compile_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
                   credential_names: set[str] | None = None,
-                  node_types: Mapping[str, NodeType] | None = None) -> CompiledGraph:
+                  node_types: Mapping[str, NodeType] | None = None,
+                  limits: Limits | None = None) -> CompiledGraph:
     """The compiled graph; raises GraphInvalid with every problem."""
-    checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or _node_types())
+    checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or NODE_TYPES,
+                       limits or DEFAULT_LIMITS)
     compiled = checker.check()
     if checker.errors or compiled is None:
         raise GraphInvalid(checker.errors or [{"path": "", "message": "invalid graph"}])

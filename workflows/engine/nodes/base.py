@@ -15,9 +15,9 @@ frees the worker and resumes the node later with the ``state`` it saved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from workflows.engine.errors import (
     LimitExceeded,
@@ -30,8 +30,11 @@ from workflows.engine.errors import (
 from workflows.engine.events import EngineEvent
 from workflows.engine.ports import Clock, NullServices, Services
 
+if TYPE_CHECKING:
+    from workflows.engine.graph import Topology
+
 __all__ = ["NodeError", "NodeTimeout", "LimitExceeded", "RunStopped", "RunDeadlineExceeded", "Park", "NodeResult",
-           "NodeContext", "NodeType", "Services", "NullServices", "Clock"]
+           "NodeContext", "NodeType", "ConfigChecker", "Services", "NullServices", "Clock"]
 
 
 @dataclass
@@ -87,6 +90,20 @@ class NodeContext:
         return self.clock.now()
 
 
+class ConfigChecker(Protocol):
+    """What the graph checker offers node types (``NodeType.check_config``); problems are collected
+    by the checker with the JSON pointer given."""
+
+    def check_value(self, value: Any, pointer: str, scope: Container[str]) -> None: ...
+
+    def check_expression(self, source: str, pointer: str, scope: Container[str]) -> None: ...
+
+    def check_body(self, nodes: list[Any], edges: list[Any], pointer: str, scope: Container[str],
+                   names: Iterable[str]) -> tuple[Topology | None, Container[str]]: ...
+
+    def with_names(self, scope: Container[str], names: Iterable[str]) -> Container[str]: ...
+
+
 class NodeType:
     """Base class of node types. Subclasses set the class attributes and implement ``run``."""
 
@@ -118,6 +135,23 @@ class NodeType:
     def validate(self, config: Mapping[str, Any], path: str) -> list[dict[str, str]]:
         """Checks beyond the JSON Schema, as ``[{"path", "message"}]``."""
         return []
+
+    # -- containers (a node holding a sub-graph, such as ``loop``) --------------------------------
+    def bodies(self, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """The sub-graphs ``config`` holds, as ``[(config key, {"nodes", "edges"})]`` (counted
+        against the graph-size budget). Default: none."""
+        return []
+
+    def check_config(self, checker: ConfigChecker, config: Mapping[str, Any], pointer: str,
+                     scope: Container[str]) -> Topology | None:
+        """Publish-time check of the config's values against the names in ``scope``; a container
+        checks and returns its body. Default: every string of the config, then the bare CEL
+        fields of ``expressions``."""
+        checker.check_value(config, pointer, scope)
+        for path, source in self.expressions(config):
+            checker.check_expression(source, pointer + "".join("/" + str(p).replace("~", "~0").replace("/", "~1")
+                                                               for p in path), scope)
+        return None
 
     def run(self, ctx: NodeContext) -> NodeResult:
         raise NotImplementedError

@@ -12,9 +12,13 @@ executions are journaled with keys like ``loop[3].node``); ``run`` is never call
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Container, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from workflows.engine.nodes.base import NodeContext, NodeResult, NodeType
+from workflows.engine.nodes.base import ConfigChecker, NodeContext, NodeResult, NodeType
+
+if TYPE_CHECKING:
+    from workflows.engine.graph import Topology
 
 
 class LoopNode(NodeType):
@@ -38,6 +42,25 @@ class LoopNode(NodeType):
         },
         "additionalProperties": False,
     }
+
+    def bodies(self, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        return [("body", config.get("body"))]
+
+    def check_config(self, checker: ConfigChecker, config: Mapping[str, Any], pointer: str,
+                     scope: Container[str]) -> Topology | None:
+        """``items`` in the loop's scope; the body a DAG of its own that also sees ``item`` and
+        ``index``; ``output`` in the body's scope plus the body's nodes."""
+        if "items" in config:
+            checker.check_value(config["items"], f"{pointer}/items", scope)
+        body = config.get("body")
+        if not isinstance(body, Mapping) or not isinstance(body.get("nodes"), list):
+            return None  # the config schema reports it
+        edges = body.get("edges") or []
+        topo, body_scope = checker.check_body(body["nodes"], edges if isinstance(edges, list) else [],
+                                              f"{pointer}/body", scope, ("item", "index"))
+        if "output" in config and topo is not None:
+            checker.check_value(config["output"], f"{pointer}/output", checker.with_names(body_scope, topo.nodes))
+        return topo
 
     def run(self, ctx: NodeContext) -> NodeResult:  # pragma: no cover - the scheduler runs loops
         raise NotImplementedError("loops are run by the scheduler")
