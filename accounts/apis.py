@@ -12,12 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.connections import credential_test
 from accounts.models import ALL_SCOPES, ApiToken, CredentialKind, Role
 from accounts.permissions import request_grantor, request_membership, request_team
 from accounts.selectors import (
@@ -165,7 +166,8 @@ class CredentialListOutputSerializer(serializers.Serializer):
         ref_name = "CredentialList"
 
 
-SECRETS_HELP = "api_key: {key}; bearer: {token}; basic: {username, password}. Write-only."
+SECRETS_HELP = ("api_key: {key}; bearer: {token}; basic: {username, password}; database: {url} (postgresql://, "
+                "mysql://, sqlite:///); broker: {url} (amqp://, amqps://, redis://, rediss://). Write-only.")
 
 
 class CredentialListApi(APIView):
@@ -221,6 +223,31 @@ class CredentialDetailApi(APIView):
         team = request_team(request)
         credential_delete(team=team, credential=credential_get(team=team, id=credential_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CredentialTestOutputSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    error = inline_serializer("CredentialTestError", {
+        "code": serializers.CharField(help_text="address_refused, connection_refused, connection_error, auth_failed, "
+                                                "unknown_database, access_denied, invalid_url, timeout"),
+        "message": serializers.CharField(help_text="What failed; never the URL or its password."),
+    }, allow_null=True)
+
+    class Meta:
+        ref_name = "CredentialTest"
+
+
+class CredentialTestApi(APIView):
+    required_scopes = READ_MANAGE
+
+    @extend_schema(operation_id="credentials_test", tags=["credentials"], parameters=[path_id("credential_id")],
+                   request=None, responses={200: CredentialTestOutputSerializer, **problem_responses(400, 404)},
+                   description="Connect once with a `database` or `broker` credential (under the same address "
+                               "policy as the nodes) and report whether it worked; other kinds are a 400.")
+    def post(self, request: Request, credential_id: str) -> Response:
+        team = request_team(request)
+        result = credential_test(team=team, credential=credential_get(team=team, id=credential_id))
+        return Response(result)
 
 
 # Global parameters

@@ -88,17 +88,23 @@ class CredentialKind(models.TextChoices):
     API_KEY = "api_key", "API key"
     BEARER = "bearer", "Bearer token"
     BASIC = "basic", "Basic auth"
+    DATABASE = "database", "Database (db nodes)"
+    BROKER = "broker", "Message broker (queue nodes and triggers)"
 
 
 CREDENTIAL_FIELDS: dict[str, tuple[str, ...]] = {
     CredentialKind.API_KEY: ("key",),
     CredentialKind.BEARER: ("token",),
     CredentialKind.BASIC: ("username", "password"),
+    # A connection URL: postgresql://, mysql:// (MariaDB too), sqlite:/// for ``database``;
+    # amqp://, amqps://, redis://, rediss:// for ``broker``. The whole URL is the secret.
+    CredentialKind.DATABASE: ("url",),
+    CredentialKind.BROKER: ("url",),
 }
 
 
 class Credential(models.Model):
-    """A named secret for HTTP nodes. ``secret_encrypted`` is a Fernet token of the JSON fields."""
+    """A named secret for HTTP, db and queue nodes and queue triggers. ``secret_encrypted`` is a Fernet token of the JSON fields."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="credentials")

@@ -167,6 +167,13 @@ def token_revoke(*, team: Team, token: ApiToken) -> ApiToken:
     return token
 
 
+# The URL schemes a connection credential may use (db nodes; queue nodes and queue triggers).
+URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    CredentialKind.DATABASE: ("postgresql", "postgres", "mysql", "mariadb", "sqlite"),
+    CredentialKind.BROKER: ("amqp", "amqps", "redis", "rediss"),
+}
+
+
 def credential_secrets_check(kind: str, secrets_: Any, *, partial: bool = False) -> dict[str, str]:
     if kind not in CREDENTIAL_FIELDS:
         raise InvalidInput("Unknown kind.", errors=[{"path": "/kind", "message": f"must be one of {', '.join(CredentialKind.values)}"}])
@@ -178,6 +185,11 @@ def credential_secrets_check(kind: str, secrets_: Any, *, partial: bool = False)
         errors += [{"path": f"/secrets/{f}", "message": "required"} for f in fields if not secrets_.get(f)]
     errors += [{"path": f"/secrets/{k}", "message": "must be a string"} for k, v in secrets_.items()
                if k in fields and not isinstance(v, str)]
+    url = secrets_.get("url")
+    if kind in URL_SCHEMES and isinstance(url, str) and url:
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in URL_SCHEMES[kind]:
+            errors.append({"path": "/secrets/url", "message": f"must start with {', '.join(s + '://' for s in URL_SCHEMES[kind])}"})
     if errors:
         raise InvalidInput("Invalid credential secrets.", errors=errors)
     return {k: v for k, v in secrets_.items() if k in fields}

@@ -27,6 +27,7 @@ urlpatterns = [
     path("tokens/<objid:token_id>", apis.TokenDetailApi.as_view(), name="token"),
     path("credentials", apis.CredentialListApi.as_view(), name="credentials"),
     path("credentials/<objid:credential_id>", apis.CredentialDetailApi.as_view(), name="credential"),
+    path("credentials/<objid:credential_id>/test", apis.CredentialTestApi.as_view(), name="credential-test"),
     path("parameters", apis.ParametersApi.as_view(), name="parameters"),
     path("members", apis.MemberListApi.as_view(), name="members"),
     path("members/<objid:member_id>", apis.MemberDetailApi.as_view(), name="member"),

@@ -263,6 +263,21 @@ WEFT_PUBLIC_URL = os.environ.get("WEFT_PUBLIC_URL", "http://127.0.0.1:8000").rst
 # the place at publish/run request, or a node failure with code limit_exceeded at run time.
 WEFT_MAX_GRAPH_NODES = env_int("WEFT_MAX_GRAPH_NODES", 500)
 WEFT_MAX_GRAPH_NESTING = env_int("WEFT_MAX_GRAPH_NESTING", 8)
+# db and queue nodes, queue triggers (docs/queues.md). Connections obey WEFT_HTTP_ALLOW_NETWORKS.
+WEFT_CONNECT_TIMEOUT = float(os.environ.get("WEFT_CONNECT_TIMEOUT", "10"))
+WEFT_DB_SQLITE_DIR = os.environ.get("WEFT_DB_SQLITE_DIR", str(DATA_DIR / "sqlite"))  # empty: SQLite off
+WEFT_DB_SQLITE_MAX_BYTES = env_int("WEFT_DB_SQLITE_MAX_BYTES", 100 * 1024 * 1024)
+WEFT_DB_MAX_CONNECTIONS_PER_TEAM = env_int("WEFT_DB_MAX_CONNECTIONS_PER_TEAM", 5)
+WEFT_DB_MAX_ROWS = env_int("WEFT_DB_MAX_ROWS", 10000)
+WEFT_DB_STATEMENT_TIMEOUT = float(os.environ.get("WEFT_DB_STATEMENT_TIMEOUT", "30"))
+WEFT_DB_MAX_STATEMENT_TIMEOUT = float(os.environ.get("WEFT_DB_MAX_STATEMENT_TIMEOUT", "300"))
+WEFT_NODE_MAX_OUTPUT_BYTES = env_int("WEFT_NODE_MAX_OUTPUT_BYTES", 1024 * 1024)
+WEFT_QUEUE_MAX_MESSAGE_BYTES = env_int("WEFT_QUEUE_MAX_MESSAGE_BYTES", 1024 * 1024)
+WEFT_CONSUMER_PREFETCH = env_int("WEFT_CONSUMER_PREFETCH", 10)
+WEFT_CONSUMER_RELOAD_SECONDS = float(os.environ.get("WEFT_CONSUMER_RELOAD_SECONDS", "2"))
+WEFT_CONSUMER_MAX_BACKOFF = float(os.environ.get("WEFT_CONSUMER_MAX_BACKOFF", "30"))
+WEFT_CONSUMER_CLAIM_IDLE_SECONDS = float(os.environ.get("WEFT_CONSUMER_CLAIM_IDLE_SECONDS", "60"))
+WEFT_CONSUMER_MAX_TRIGGERS = env_int("WEFT_CONSUMER_MAX_TRIGGERS", 200)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
 
 # Transport security (docs/accounts.md). Behind a TLS-terminating proxy set

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from accounts.connections import broker_policy, db_policy
 from config.errors import DomainError
 from runs.models import Run
 from workflows.engine.nodes.base import NodeError
@@ -36,6 +37,9 @@ class RunServices:
         self.run = run
         self.stop = stop
         self.http_policy = http_policy()
+        self.db_policy = db_policy()
+        self.broker_policy = broker_policy()
+        self.team_key = str(run.team_id)
         self._home_thread = threading.get_ident()
 
     def _release_db(self) -> None:

@@ -18,6 +18,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from workflows.engine.brokers import BrokerPolicy
+from workflows.engine.databases import DatabasePolicy
 from workflows.engine.errors import NodeError
 from workflows.engine.events import EngineEvent, EventType
 from workflows.engine.outbound import OutboundPolicy
@@ -111,10 +113,16 @@ class Services(Protocol):
     ``callback_result``: non-blocking read of the first callback stored for that receipt token
     (``{"content_type", "body"}``) or None. ``run_child_workflow``: runs a workflow of the same team
     as a child run and returns its outputs (a child failure is a ``NodeError``). ``http_policy``:
-    allowed networks, response size cap, redirect limit of outbound requests.
+    allowed networks, response size cap, redirect limit of outbound requests. ``db_policy`` and
+    ``broker_policy``: the address policy and budgets of ``db`` and ``queue`` nodes (credentials of
+    kind ``database``/``broker`` are ``{"kind", "url"}``). ``team_key``: the team's id, which keys
+    connection pools and SQLite directories.
     """
 
     http_policy: OutboundPolicy
+    db_policy: DatabasePolicy
+    broker_policy: BrokerPolicy
+    team_key: str
 
     def credential(self, name: str) -> Mapping[str, str]: ...
 
@@ -130,8 +138,12 @@ class NullServices:
     """A host without a platform: no credentials, no callbacks, no child workflows; public
     addresses only for HTTP. Engine tests subclass it to provide what they need."""
 
-    def __init__(self, *, http_policy: OutboundPolicy | None = None) -> None:
+    def __init__(self, *, http_policy: OutboundPolicy | None = None, db_policy: DatabasePolicy | None = None,
+                 broker_policy: BrokerPolicy | None = None, team_key: str = "default") -> None:
         self.http_policy = http_policy or OutboundPolicy()
+        self.db_policy = db_policy or DatabasePolicy()
+        self.broker_policy = broker_policy or BrokerPolicy()
+        self.team_key = team_key
 
     def credential(self, name: str) -> Mapping[str, str]:
         raise KeyError(name)

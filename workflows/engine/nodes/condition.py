@@ -1,5 +1,7 @@
 """The ``condition`` node: ``{"cases": [{"id", "when": CEL}]}``; the first true case's id is the
-port taken, else ``else``. Its output is ``{"case": port}``."""
+port taken, else ``else``. Data flows through: its output is its upstream data unchanged, so a
+JSONPath ``$...`` in the next node reads what it would read without the condition; the case taken
+is the node run's port and its ``process_data`` (``{"case": port}``)."""
 
 from __future__ import annotations
 
@@ -64,5 +66,5 @@ class ConditionNode(NodeType):
                 raise NodeError(f"nodes.{ctx.node_id}.config.cases[{i}].when: must be a boolean, "
                                 f"got {value!r}", code="expression_error")
             if value:
-                return NodeResult(output={"case": case["id"]}, port=case["id"])
-        return NodeResult(output={"case": "else"}, port="else")
+                return NodeResult(output=ctx.upstream, port=case["id"], process_data={"case": case["id"]})
+        return NodeResult(output=ctx.upstream, port="else", process_data={"case": "else"})

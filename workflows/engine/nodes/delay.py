@@ -3,7 +3,8 @@
 ``{"mode": "fixed", "seconds": s}``, ``{"mode": "random", "min", "max"}`` or
 ``{"mode": "exponential", "base", "factor", "attempt", "max"}`` (``base * factor ** attempt``,
 capped by ``max``). The target time is saved as state, so a resumed run waits only what is left.
-Output: ``{"seconds": planned seconds}``.
+Data flows through: the output is the upstream data unchanged; the planned seconds are the node
+run's ``process_data`` (``{"seconds"}``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class DelayNode(NodeType):
         remaining = until - ctx.now()
         if remaining > 0:
             ctx.wait(remaining, {"until": until, "seconds": seconds})
-        return NodeResult(output={"seconds": seconds})
+        return NodeResult(output=ctx.upstream, process_data={"seconds": seconds})
 
     @staticmethod
     def seconds(config: dict[str, Any]) -> float:
