@@ -10,7 +10,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint bench bench-smoke browser clean
+.PHONY: install run test lint bench bench-smoke browser frontend frontend-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,25 @@ run: install
 	WEFT_LOCAL_KEYS=1 $(PY) manage.py migrate --noinput -v0
 	WEFT_HTTP_ALLOW_NETWORKS=$${WEFT_HTTP_ALLOW_NETWORKS:-127.0.0.0/8} $(PY) manage.py runweft --host $(HOST) --port $(PORT)
 
-# Debian's chromium for the browser tests (Playwright drives it; no browser download).
+# Debian's chromium for the browser tests (Playwright drives it; no browser download). An installed
+# /usr/bin/chromium is used as it is; otherwise apt-get waits up to 10 minutes for the dpkg lock
+# (another apt run in progress) instead of failing at once.
+APT := apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@test -x /usr/bin/chromium || command -v chromium >/dev/null 2>&1 || \
+		($(APT) update -qq && $(APT) install -y -qq chromium >/dev/null)
+
+# The editor (frontend/, React Flow + CodeMirror) is built into static/editor/ and committed, so
+# `make run` and `make test` need no Node. `make frontend` rebuilds it (Node 18+ and npm);
+# `make frontend-check` (run by CI) rebuilds it from the lock file and fails if the result differs
+# from the committed bundle.
+frontend:
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+frontend-check: frontend
+	@if [ -n "$$(git status --porcelain -- static/editor)" ]; then \
+		git status --short -- static/editor; \
+		echo "static/editor/ differs from a fresh build of frontend/: run 'make frontend' and commit the result"; exit 1; fi
 
 test: install browser
 	$(PY) -m ruff check .

@@ -59,6 +59,9 @@ class Run(models.Model):
     parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
     event_seq = models.PositiveIntegerField(default=0)
+    # A test run of the saved draft (its version is a draft snapshot): shown in the editor and the
+    # runs list, left out of Dify's logs.
+    draft = models.BooleanField(default=False)
 
     class Meta:
         indexes = [

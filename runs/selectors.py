@@ -85,3 +85,14 @@ def keyset_page(qs: QuerySet, *, limit: int, cursor: str | None) -> tuple[list[A
     rows = list(qs.order_by("-created_at", "-pk")[: limit + 1])
     next_cursor = cursor_encode(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
+
+
+def run_last_test(*, team: Team, workflow: Any) -> dict[str, Any] | None:
+    """The newest finished test run of the draft (the editor's "last run"): its id, inputs and the
+    output of every top-level node, or None."""
+    run = (Run.objects.filter(team=team, workflow=workflow, draft=True, finished_at__isnull=False)
+           .order_by("-created_at", "-id").first())
+    if run is None:
+        return None
+    outputs = {r.node_id: r.outputs for r in node_runs(run=run) if not r.iteration_id and r.outputs is not None}
+    return {"id": str(run.pk), "status": run.status, "inputs": run.inputs, "outputs": outputs}

@@ -70,6 +70,7 @@ def run_create(
     deadline_seconds: float | None = None,
     version: WorkflowVersion | None = None,
     claim: bool = False,
+    draft: bool = False,
 ) -> Run:
     """Validate the inputs and write a ``pending`` run. Raises before writing anything on bad input."""
     if workflow.team_id != team.id:
@@ -97,7 +98,7 @@ def run_create(
             team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
             trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
             business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
-            replay_of=replay_of, **claimed,
+            replay_of=replay_of, draft=draft or version.draft, **claimed,
         )
 
 

@@ -33,6 +33,7 @@ urlpatterns = [
     path("workflows/<str:workflow_id>/validate", workflows.workflow_validate, name="workflow-validate"),
     path("workflows/<str:workflow_id>/publish", workflows.workflow_publish, name="workflow-publish"),
     path("workflows/<str:workflow_id>/run", workflows.workflow_run, name="workflow-run"),
+    path("workflows/<str:workflow_id>/run-node", workflows.workflow_run_node, name="workflow-run-node"),
     path("workflows/<str:workflow_id>/versions/", workflows.workflow_versions, name="workflow-versions"),
     path("workflows/<str:workflow_id>/versions/<int:number>/activate", workflows.version_activate,
          name="workflow-version-activate"),

@@ -68,7 +68,11 @@ class ImmutableVersionError(Exception):
 
 
 class WorkflowVersion(models.Model):
-    """A frozen copy of a workflow's graph. Never updated after it is written."""
+    """A frozen copy of a workflow's graph. Never updated after it is written.
+
+    ``draft`` marks the snapshot a test run of the draft executes (number 0, never listed, never
+    active): runs always point at a frozen graph, so a draft edited during a test run cannot change it.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
@@ -77,9 +81,11 @@ class WorkflowVersion(models.Model):
     graph = models.JSONField()
     published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     published_at = models.DateTimeField(auto_now_add=True)
+    draft = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="version_workflow_number_unique")]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], condition=models.Q(draft=False),
+                                               name="version_workflow_number_unique")]
 
     def __str__(self) -> str:
         return f"{self.workflow_id} v{self.number}"

@@ -36,7 +36,7 @@ def workflow_get(*, team: Team, id: Any) -> Workflow:
 
 def version_list(*, team: Team, workflow: Workflow) -> QuerySet[WorkflowVersion]:
     return (
-        WorkflowVersion.objects.filter(team=team, workflow=workflow)
+        WorkflowVersion.objects.filter(team=team, workflow=workflow, draft=False)
         .select_related("published_by")
         .order_by("-number")
     )
@@ -44,7 +44,7 @@ def version_list(*, team: Team, workflow: Workflow) -> QuerySet[WorkflowVersion]
 
 def version_get(*, team: Team, workflow: Workflow, number: Any) -> WorkflowVersion:
     return row_get(
-        WorkflowVersion.objects.filter(team=team, workflow=workflow).select_related("published_by"),
+        WorkflowVersion.objects.filter(team=team, workflow=workflow, draft=False).select_related("published_by"),
         "Version",
         number=number,
     )

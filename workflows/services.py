@@ -202,6 +202,22 @@ def workflow_validate(*, team: Team, workflow: Workflow, graph: dict[str, Any] |
 
 
 @transaction.atomic
+def draft_snapshot(*, team: Team, workflow: Workflow, graph: dict[str, Any] | None = None,
+                   created_by: User | None = None) -> WorkflowVersion:
+    """The frozen copy of the saved draft (or of ``graph``) that a test run executes, validated as at
+    publish (``InvalidInput`` with every error). An unchanged draft reuses its last snapshot."""
+    graph = workflow.graph if graph is None else graph
+    errors = workflow_validate(team=team, workflow=workflow, graph=graph)
+    if errors:
+        raise InvalidInput("The draft is invalid: fix it before a test run.", errors=errors)
+    latest = WorkflowVersion.objects.filter(team=team, workflow=workflow, draft=True).order_by("-published_at").first()
+    if latest is not None and latest.graph == graph:
+        return latest
+    return WorkflowVersion.objects.create(team=team, workflow=workflow, number=0, draft=True,
+                                          graph=copy.deepcopy(graph), published_by=created_by)
+
+
+@transaction.atomic
 def workflow_publish(*, team: Team, workflow: Workflow, published_by: User | None = None) -> WorkflowVersion:
     """Freeze the draft as the next version and make it active; ``InvalidInput`` with every error if invalid."""
     # The row lock serialises publishes of one workflow (on SQLite the IMMEDIATE transaction does).
@@ -209,7 +225,7 @@ def workflow_publish(*, team: Team, workflow: Workflow, published_by: User | Non
     errors = workflow_validate(team=team, workflow=locked)
     if errors:
         raise InvalidInput("The workflow is invalid and cannot be published.", errors=errors)
-    number = (WorkflowVersion.objects.filter(workflow=locked).aggregate(n=Max("number"))["n"] or 0) + 1
+    number = (WorkflowVersion.objects.filter(workflow=locked, draft=False).aggregate(n=Max("number"))["n"] or 0) + 1
     try:
         with transaction.atomic():
             version = WorkflowVersion.objects.create(

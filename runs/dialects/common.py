@@ -70,7 +70,7 @@ def request_workflow_version(request: Request, value: str) -> tuple[Workflow, Wo
     active version), of the request's team and, for an app token, of its app. Else ``NotFound``."""
     team = request_team(request)
     app = token_app(request)
-    versions = WorkflowVersion.objects.filter(team=team).select_related("workflow", "workflow__app")
+    versions = WorkflowVersion.objects.filter(team=team, draft=False).select_related("workflow", "workflow__app")
     version = None
     try:
         version = versions.filter(pk=value).first()

@@ -391,7 +391,7 @@ class DifyWorkflowLogsApi(DifyView):
         query = DifyLogsIn(data=request.query_params)
         query.is_valid(raise_exception=True)
         f = query.validated_data
-        qs = Run.objects.filter(team_id=app.team_id, app=app, parent_run__isnull=True).select_related("version")
+        qs = Run.objects.filter(team_id=app.team_id, app=app, parent_run__isnull=True, draft=False).select_related("version")
         if f.get("status"):
             qs = qs.filter(status__in=_STATUS_FILTER[f["status"]])
         if f.get("created_at__before"):

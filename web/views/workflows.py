@@ -18,7 +18,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from config.errors import DomainError
+from accounts import selectors as accounts_selectors
+from config.errors import DomainError, InvalidInput
+from runs import selectors as run_selectors
 from runs.executor import run_execute_in_thread
 from runs.models import RunMode
 from runs.services import run_create
@@ -28,6 +30,7 @@ from web.views.accounts import form_errors_add
 from workflows import selectors as wf_selectors
 from workflows import services as wf_services
 from workflows.engine.graph import inputs_json_schema
+from workflows.engine.node_test import NodeTestUnavailable, single_node_graph
 from workflows.engine.nodes.registry import NODE_TYPES
 
 
@@ -135,10 +138,10 @@ def app_call(request: HttpRequest, access: Access, app_id: str) -> HttpResponse:
 @team_view()
 def workflow_editor(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
-    versions = list(wf_selectors.version_list(team=access.team, workflow=workflow))
     active = workflow.active_version
+    last = run_selectors.run_last_test(team=access.team, workflow=workflow)
     context = {
-        "workflow": workflow, "app": workflow.app, "versions": versions,
+        "workflow": workflow, "app": workflow.app,
         "editor_data": {
             "workflowId": str(workflow.pk),
             "graph": workflow.graph,
@@ -146,12 +149,17 @@ def workflow_editor(request: HttpRequest, access: Access, workflow_id: str) -> H
             "errors": wf_services.workflow_validate(team=access.team, workflow=workflow),
             "canEdit": access.can_edit, "canRun": access.can_run,
             "activeVersion": active.number if active else None,
-            "inputsSchema": inputs_json_schema(active.graph) if active else None,
+            "credentials": [{"name": c.name, "kind": c.kind} for c in accounts_selectors.credential_list(team=access.team)],
+            "params": sorted(accounts_selectors.parameters_get(team=access.team)),
+            "workflows": [{"id": str(w.pk), "name": w.name, "app": w.app.name, "published": w.active_version_id is not None}
+                          for w in wf_selectors.workflow_list(team=access.team).select_related("app")],
+            "lastRun": last,
             "urls": {
                 "save": reverse("web:workflow-draft", args=[workflow.pk]),
                 "validate": reverse("web:workflow-validate", args=[workflow.pk]),
                 "publish": reverse("web:workflow-publish", args=[workflow.pk]),
                 "run": reverse("web:workflow-run", args=[workflow.pk]),
+                "runNode": reverse("web:workflow-run-node", args=[workflow.pk]),
                 "runPage": reverse("web:runs") + "__ID__/",
                 "stop": reverse("web:run-stop", args=["__ID__"]),
             },
@@ -197,18 +205,49 @@ def workflow_publish(request: HttpRequest, access: Access, workflow_id: str) -> 
 
 @team_view(write="run")
 def workflow_run(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
-    """Test panel: a streaming UI run of the active version, executed on a thread of this process."""
+    """Test panel: a streaming UI run of the saved draft (``"draft": true``, validated as at publish)
+    or of the active version, executed on a thread of this process."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
     try:
-        inputs = body_json(request).get("inputs", {})
-        with transaction.atomic():
-            run = run_create(team=access.team, workflow=workflow, inputs=inputs, mode=RunMode.STREAMING, dialect="ui",
-                             trigger="ui", user=request.user.email or request.user.username, created_by=request.user)
-            run_id = run.pk
-            transaction.on_commit(lambda: run_execute_in_thread(run_id))
+        body = body_json(request)
+        version = (wf_services.draft_snapshot(team=access.team, workflow=workflow, created_by=request.user)
+                   if body.get("draft") else None)
+        run = ui_run_start(request, access, workflow=workflow, inputs=body.get("inputs", {}), version=version)
     except DomainError as exc:
         return error_json(exc)
-    return JsonResponse({"ok": True, "runId": str(run.pk), "status": run.status}, status=201)
+    return JsonResponse({"ok": True, "runId": str(run.pk), "status": run.status, "draft": run.draft}, status=201)
+
+
+@team_view(write="run")
+def workflow_run_node(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
+    """"Run this node": the node alone, on the last test run's inputs and upstream outputs (a draft run)."""
+    workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
+    try:
+        body = body_json(request)
+        last = run_selectors.run_get(team=access.team, id=body.get("runId"))
+        if last.workflow_id != workflow.pk:
+            raise InvalidInput("That run is not of this workflow.", errors=[{"path": "/runId", "message": "not a run of this workflow"}])
+        outputs = {r.node_id: r.outputs for r in run_selectors.node_runs(run=last) if not r.iteration_id}
+        try:
+            graph = single_node_graph(workflow.graph, str(body.get("node") or ""), outputs)
+        except NodeTestUnavailable as exc:
+            raise InvalidInput(str(exc), errors=[{"path": "/node", "message": str(exc)}]) from None
+        version = wf_services.draft_snapshot(team=access.team, workflow=workflow, graph=graph, created_by=request.user)
+        run = ui_run_start(request, access, workflow=workflow, inputs=last.inputs, version=version)
+    except DomainError as exc:
+        return error_json(exc)
+    return JsonResponse({"ok": True, "runId": str(run.pk), "status": run.status, "draft": True}, status=201)
+
+
+def ui_run_start(request: HttpRequest, access: Access, *, workflow: Any, inputs: Any, version: Any) -> Any:
+    """A streaming run for a person watching: executed at once on a thread of this process."""
+    with transaction.atomic():
+        run = run_create(team=access.team, workflow=workflow, inputs=inputs, mode=RunMode.STREAMING, dialect="ui",
+                         trigger="ui", user=request.user.email or request.user.username, created_by=request.user,
+                         version=version)
+        run_id = run.pk
+        transaction.on_commit(lambda: run_execute_in_thread(run_id))
+    return run
 
 
 def diff_lines(old: Any, new: Any, old_name: str, new_name: str) -> list[tuple[str, str]]:
