@@ -6,6 +6,7 @@ naming the field) before writing, and writes inside one transaction.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +30,9 @@ from accounts.models import (
 )
 from accounts.tokens import token_generate, webhook_secret_new
 from config.errors import Conflict, Forbidden, InvalidInput
+
+# The names ${name} can reach (workflows.engine.params.PARAM_RE).
+PARAMETER_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 
 
 def time_zone_check(value: str, path: str = "/timeZone") -> str:
@@ -241,8 +245,11 @@ def parameters_replace(*, team: Team, values: dict[str, Any]) -> dict[str, str]:
         raise InvalidInput("Parameters must be an object.", errors=[{"path": "/", "message": "must be an object of name: string"}])
     errors = []
     for key, value in values.items():
-        if not isinstance(key, str) or not key or len(key) > 120 or key.startswith("system."):
-            errors.append({"path": f"/{key}", "message": "invalid name (1-120 chars, not starting with 'system.')"})
+        # A name must be writable as ${name} (the engine's parameter syntax).
+        if (not isinstance(key, str) or len(key) > 120 or key.startswith("system.")
+                or not PARAMETER_NAME.fullmatch(key)):
+            errors.append({"path": f"/{key}", "message": "invalid name: a letter or _ first, then letters, digits, "
+                                                         "_ . or - (120 at most), not starting with 'system.'"})
         elif not isinstance(value, (str, int, float, bool)):
             errors.append({"path": f"/{key}", "message": "must be a string, number or boolean"})
     if errors:

@@ -56,13 +56,12 @@ def cursor_decode(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("Invalid cursor.", errors=[{"path": "/cursor", "message": "not a cursor from this API"}]) from None
 
 
-def run_list(
-    *, team: Team, limit: int = 50, cursor: str | None = None, status: str | None = None,
-    workflow_id: Any = None, app_id: Any = None, trigger: str | None = None, since: datetime | None = None,
-) -> tuple[list[Run], str | None]:
-    """A page of the team's runs, newest first, and the cursor of the next page (stable under inserts:
-    the cursor is the (created_at, id) of the last row, so new runs never shift a page)."""
-    qs = Run.objects.filter(team=team).select_related("workflow")
+def run_filter(
+    *, team: Team, status: str | None = None, workflow_id: Any = None, app_id: Any = None,
+    trigger: str | None = None, since: datetime | None = None,
+) -> QuerySet[Run]:
+    """The team's runs matching the runs-list filters (unordered)."""
+    qs = Run.objects.filter(team=team)
     if status:
         qs = qs.filter(status=status)
     if workflow_id:
@@ -73,6 +72,17 @@ def run_list(
         qs = qs.filter(trigger=trigger)
     if since:
         qs = qs.filter(created_at__gte=since)
+    return qs
+
+
+def run_list(
+    *, team: Team, limit: int = 50, cursor: str | None = None, status: str | None = None,
+    workflow_id: Any = None, app_id: Any = None, trigger: str | None = None, since: datetime | None = None,
+) -> tuple[list[Run], str | None]:
+    """A page of the team's runs, newest first, and the cursor of the next page (stable under inserts:
+    the cursor is the (created_at, id) of the last row, so new runs never shift a page)."""
+    qs = run_filter(team=team, status=status, workflow_id=workflow_id, app_id=app_id, trigger=trigger,
+                    since=since).select_related("workflow")
     return keyset_page(qs, limit=limit, cursor=cursor)
 
 

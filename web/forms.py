@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
-from accounts.models import ALL_SCOPES, CredentialKind, Role
+from accounts.models import ALL_SCOPES, CREDENTIAL_FIELDS, CredentialKind, Role
 
 
 class SignUpForm(forms.Form):
@@ -41,18 +43,39 @@ class TokenForm(forms.Form):
         self.fields["app"].choices = [("", "— any app —"), *(apps or [])]
 
 
+SECRET_LABELS = {"key": "API key", "token": "Bearer token", "username": "Username", "password": "Password",
+                 "url": "Connection URL"}
+PLAIN_SECRETS = {"username"}
+
+
+def secret_field_kinds() -> dict[str, list[str]]:
+    """Every secret field of ``CREDENTIAL_FIELDS`` with the kinds that use it (a new kind adds its fields)."""
+    kinds: dict[str, list[str]] = {}
+    for kind, names in CREDENTIAL_FIELDS.items():
+        for name in names:
+            kinds.setdefault(name, []).append(str(kind))
+    return kinds
+
+
 class CredentialForm(forms.Form):
-    """Secret fields are write-only: rendered empty, never filled back."""
+    """The fields of every kind; the page shows only the selected kind's (``data-kinds``). Values typed
+    are kept when the form comes back with an error; a stored secret is never rendered."""
 
     name = forms.CharField(max_length=120)
     kind = forms.ChoiceField(choices=CredentialKind.choices)
-    key = forms.CharField(required=False, widget=forms.PasswordInput, label="API key")
-    token = forms.CharField(required=False, widget=forms.PasswordInput, label="Bearer token")
-    username = forms.CharField(required=False, label="Username (basic)")
-    password = forms.CharField(required=False, widget=forms.PasswordInput, label="Password (basic)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].widget.attrs["data-credential-kind"] = "1"
+        for name, kinds in secret_field_kinds().items():
+            attrs = {"data-kinds": " ".join(kinds), "autocomplete": "new-password" if name not in PLAIN_SECRETS else "off"}
+            widget = forms.TextInput(attrs=attrs) if name in PLAIN_SECRETS else forms.PasswordInput(attrs=attrs, render_value=True)
+            self.fields[name] = forms.CharField(required=False, widget=widget, label=SECRET_LABELS.get(name, name.replace("_", " ").capitalize()))
 
     def secrets(self) -> dict[str, str]:
-        return {k: self.cleaned_data[k] for k in ("key", "token", "username", "password") if self.cleaned_data.get(k)}
+        kind = self.cleaned_data.get("kind")
+        names = CREDENTIAL_FIELDS.get(kind, ())
+        return {k: self.cleaned_data[k] for k in names if self.cleaned_data.get(k)}
 
 
 class AppForm(forms.Form):

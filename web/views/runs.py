@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db import transaction
@@ -22,6 +23,7 @@ from web.access import Access, page, team_view
 from workflows.selectors import workflow_list
 
 SINCE_CHOICES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+RUNS_PAGE = 50
 TRIGGERS = ["ui", "api", "webhook", "schedule", "batch", "replay", "child"]
 
 
@@ -32,19 +34,34 @@ def runs(request: HttpRequest, access: Access) -> HttpResponse:
     since = timezone.now() - SINCE_CHOICES[q["since"]] if q.get("since") in SINCE_CHOICES else None
     workflows = list(workflow_list(team=access.team).select_related("app"))
     workflow_id = q.get("workflow") if q.get("workflow") in {str(w.pk) for w in workflows} else None
+    filter_args = {"status": status, "workflow_id": workflow_id, "trigger": q.get("trigger") or None, "since": since}
+    cursor = q.get("cursor") or None
     try:
-        rows, next_cursor = run_selectors.run_list(
-            team=access.team, limit=50, cursor=q.get("cursor") or None, status=status, workflow_id=workflow_id,
-            trigger=q.get("trigger") or None, since=since,
-        )
+        rows, next_cursor = run_selectors.run_list(team=access.team, limit=RUNS_PAGE, cursor=cursor, **filter_args)
     except DomainError:
-        rows, next_cursor = [], None
+        rows, next_cursor, cursor = [], None, None
+    # Pages are keyset cursors; the cursors of the pages before this one travel in ``trail`` (comma
+    # separated, "" for the first page), so "Newer runs" goes back exactly one page.
+    trail = q.get("trail", "").split(",")[-200:] if cursor and q.get("trail") is not None else []
     filters = {"status": status or "", "workflow": workflow_id or "", "trigger": q.get("trigger", ""),
                "since": q.get("since", "")}
+    base = urlencode({k: v for k, v in filters.items() if v})
+    older = newer = None
+    if next_cursor:
+        older = "?" + urlencode({**{k: v for k, v in filters.items() if v}, "cursor": next_cursor,
+                                 "trail": ",".join([*trail, cursor or ""])})
+    if cursor:
+        prev = trail[-1] if trail else ""
+        newer = "?" + urlencode({**{k: v for k, v in filters.items() if v}, **({"cursor": prev, "trail": ",".join(trail[:-1])}
+                                                                              if prev else {})})
+    total = run_selectors.run_filter(team=access.team, **filter_args).count()
+    page_number = len(trail) + 1 if cursor else 1
     template = "web/_runs_rows.html" if q.get("fragment") else "web/runs.html"
     return page(request, access, template, {
         "runs": rows, "next_cursor": next_cursor, "filters": filters, "workflows": workflows,
         "statuses": RunStatus.values, "triggers": TRIGGERS, "since_choices": list(SINCE_CHOICES),
+        "older_url": older, "newer_url": newer, "first_url": "?" + base, "total": total, "page_number": page_number,
+        "pages": max(1, -(-total // RUNS_PAGE)),
     })
 
 

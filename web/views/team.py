@@ -10,7 +10,7 @@ from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
 from config.errors import DomainError
 from web.access import Access, page, team_view
-from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm
+from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm, secret_field_kinds
 from web.views.accounts import form_errors_add
 from workflows.selectors import app_get, app_list
 
@@ -58,6 +58,9 @@ def member_remove(request: HttpRequest, access: Access, member_id: str) -> HttpR
     return redirect("web:members")
 
 
+TOKEN_SECRET_KEY = "weft_new_token_secret"
+
+
 @team_view(write="admin")
 def tokens(request: HttpRequest, access: Access) -> HttpResponse:
     app_choices = [(str(a.pk), a.name) for a in app_list(team=access.team)]
@@ -74,9 +77,13 @@ def tokens(request: HttpRequest, access: Access) -> HttpResponse:
         except DomainError as exc:
             form_errors_add(form, exc, {"/name": "name", "/scopes": "scopes", "/appId": "app", "/expiresAt": "expires_at"})
         else:
-            # The secret is rendered in this response only; it is not stored anywhere readable.
-            form = TokenForm(apps=app_choices)
+            # Post/redirect/get: a reload of the page that shows the secret creates nothing. The
+            # secret crosses the redirect in the session once (popped by the next GET), never logged.
+            request.session[TOKEN_SECRET_KEY] = secret
             messages.success(request, f"Token “{token.name}” created. Copy the secret now: it is shown only once.")
+            return redirect("web:tokens")
+    if request.method == "GET":
+        secret = request.session.pop(TOKEN_SECRET_KEY, None)
     rows = accounts_selectors.token_list(team=access.team)
     return page(request, access, "web/tokens.html", {"form": form, "tokens": rows, "secret": secret})
 
@@ -97,13 +104,16 @@ def credentials(request: HttpRequest, access: Access) -> HttpResponse:
             accounts_services.credential_create(team=access.team, name=form.cleaned_data["name"],
                                                 kind=form.cleaned_data["kind"], secrets=form.secrets())
         except DomainError as exc:
-            form_errors_add(form, exc, {"/name": "name", "/kind": "kind", "/secrets/key": "key", "/secrets/token": "token",
-                                        "/secrets/username": "username", "/secrets/password": "password"})
+            form_errors_add(form, exc, {"/name": "name", "/kind": "kind",
+                                        **{f"/secrets/{n}": n for n in secret_field_kinds()}})
         else:
             messages.success(request, f"Credential “{form.cleaned_data['name']}” saved.")
             return redirect("web:credentials")
-    rows = [(c, accounts_selectors.credential_fields(c)) for c in accounts_selectors.credential_list(team=access.team)]
-    return page(request, access, "web/credentials.html", {"form": form, "credentials": rows})
+    rows = [(c, accounts_selectors.credential_fields(c), CredentialForm(initial={"name": c.name, "kind": c.kind},
+                                                                         auto_id=f"c{c.pk.hex[:8]}_%s"))
+            for c in accounts_selectors.credential_list(team=access.team)]
+    return page(request, access, "web/credentials.html", {"form": form, "credentials": rows},
+                status=400 if request.method == "POST" else 200)
 
 
 @team_view()
@@ -144,5 +154,7 @@ def parameters(request: HttpRequest, access: Access) -> HttpResponse:
             return redirect("web:parameters")
     else:
         current = accounts_selectors.parameters_get(team=access.team)
-    rows = [*current.items(), ("", "")]
-    return page(request, access, "web/parameters.html", {"rows": rows, "errors": errors})
+    by_name = {e["path"][1:]: e["message"] for e in errors if e.get("path", "").startswith("/")}
+    rows = [(name, value, by_name.get(name)) for name, value in [*current.items(), ("", "")]]
+    status = 400 if errors else 200
+    return page(request, access, "web/parameters.html", {"rows": rows, "errors": errors}, status=status)
