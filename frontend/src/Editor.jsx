@@ -389,7 +389,7 @@ function Editor({ data }) {
   }, [undo, redo, copy, paste, save, canEdit, rfNodes]);
 
   /* ---------- toolbar actions ---------- */
-  const tidy = () => { commit((g) => { autoLayout(g); }); setTimeout(() => flow.fitView({ padding: 0.1, maxZoom: 1.1, minZoom: 0.3, duration: 200 }), 50); };
+  const tidy = () => { commit((g) => { autoLayout(g); }); setTimeout(() => flow.fitView({ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7, duration: 200 }), 50); };
 
   const publish = async () => {
     await flush();
@@ -433,6 +433,8 @@ function Editor({ data }) {
 
   /* ---------- layout ---------- */
   const selectedNode = selection.nodes.length === 1 ? selection.nodes[0] : null;
+  const side = useRef(null);
+  useEffect(() => { if (side.current) side.current.scrollTop = 0; }, [selectedNode]);
   const selectedEdge = !selectedNode && selection.edges.length === 1 ? rfEdges.find((e) => e.id === selection.edges[0]) : null;
   const errorCount = placed.length;
 
@@ -447,7 +449,7 @@ function Editor({ data }) {
           <button type="button" onClick={redo} disabled={!history.current.future.length} title="Redo (Ctrl+Shift+Z)" id="redo-btn">Redo</button>
           <button type="button" onClick={tidy} title="Arrange every node left to right" id="tidy-btn">Tidy up</button>
         </> : null}
-        <button type="button" onClick={() => flow.fitView({ padding: 0.1, maxZoom: 1.1, minZoom: 0.3, duration: 200 })} id="fit-btn" title="Show the whole workflow">Fit</button>
+        <button type="button" onClick={() => flow.fitView({ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7, duration: 200 })} id="fit-btn" title="Show the whole workflow">Fit</button>
         <button type="button" onClick={() => setJsonOpen(!jsonOpen)} id="json-btn" aria-pressed={jsonOpen}>JSON</button>
         {data.canEdit && !narrow ? <button type="button" className="primary" onClick={publish} id="publish-btn">Publish</button> : null}
         {!data.canEdit ? <span className="badge">read only</span> : null}
@@ -462,18 +464,19 @@ function Editor({ data }) {
             nodes={rfNodes} edges={rfEdges} nodeTypes={nodeTypes}
             onNodesChange={onNodesChange} onEdgesChange={onEdgesChange} onConnect={onConnect} onDelete={onDelete}
             onNodeDragStart={beginGesture} onSelectionDragStart={beginGesture}
-            isValidConnection={isValidConnection} connectionRadius={40}
+            isValidConnection={isValidConnection} connectionRadius={24}
             nodesDraggable={canEdit} nodesConnectable={canEdit} elementsSelectable
             deleteKeyCode={canEdit ? ["Delete", "Backspace"] : null} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
-            selectionKeyCode="Shift" fitView fitViewOptions={{ padding: 0.1, maxZoom: 1.1, minZoom: narrow ? 0.45 : 0.75 }} minZoom={0.2} maxZoom={2}
+            selectionKeyCode="Shift" fitView fitViewOptions={{ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7 }} minZoom={0.2} maxZoom={2}
             onPaneClick={() => setSelection({ nodes: [], edges: [] })}
+            onInit={(inst) => setTimeout(() => inst.fitView({ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7 }), 80)}
             proOptions={{ hideAttribution: true }}>
             <Background gap={20} />
             <Controls showInteractive={false} />
-            <MiniMap pannable zoomable ariaLabel="Minimap" nodeStrokeWidth={2} />
+            <MiniMap pannable zoomable ariaLabel="Minimap" nodeStrokeWidth={2} style={{ width: 150, height: 100 }} />
           </ReactFlow>
         </section>
-        <aside className="ed-side">
+        <aside className="ed-side" ref={side}>
           <div className="inspector" id="inspector">
             {selectedNode ? <NodeInspector key={selectedNode} flowId={selectedNode} graph={graph} catalog={catalog} canEdit={canEdit}
               commit={commit} errors={errorsByNode[selectedNode] || []} ctx={completionCtx(selectedNode)} data={data}

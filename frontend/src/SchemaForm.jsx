@@ -104,7 +104,9 @@ export function Field({ schema, value, onChange, path, name, required, ctx, read
       onChange={(e) => onChange(e.target.value === "" ? undefined : Number(e.target.value))} />;
   } else if (t.includes("string")) {
     const numeric = t.includes("number") || t.includes("integer");
-    body = <ValueField id={id} value={value === undefined ? "" : String(value)} getContext={ctx} readOnly={readOnly} label={fieldWords(name)}
+    // A condition (`when`) is CEL as a whole: completion everywhere in it, not only inside {{ }}.
+    const fieldCtx = name === "when" && ctx ? () => ({ ...ctx(), cel: true }) : ctx;
+    body = <ValueField id={id} value={value === undefined ? "" : String(value)} getContext={fieldCtx} readOnly={readOnly} label={fieldWords(name)}
       invalid={!!(errors && errors[path])}
       onChange={(s) => onChange(s === "" ? undefined : numeric && /^-?\d+(\.\d+)?$/.test(s.trim()) ? Number(s) : s)} />;
   } else if (t.includes("object") && schema.properties) {

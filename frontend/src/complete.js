@@ -106,7 +106,7 @@ export function completionSource(getCtx) {
     if (phrase) {
       return { from: pos - phrase[1].length, options: DATE_PHRASES.map((p) => ({ label: p, type: "constant", apply: `${p}}}}`, detail: "date" })) };
     }
-    if (lastOpen > lastClose) {
+    if (lastOpen > lastClose || ctx.cel) {
       const word = /([A-Za-z_][\w]*(?:\.[\w]*)*|)$/.exec(before)[1];
       const dot = word.lastIndexOf(".");
       if (dot >= 0) {

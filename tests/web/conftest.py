@@ -39,3 +39,12 @@ def client_for(teams: dict[str, Any]) -> Any:
 
 
 from tests.websockets.live_server import daphne_server  # noqa: E402,F401
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    # Browser tests screenshot a failing page (tests/web/test_browser.py reads ``rep_call``).
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report
