@@ -99,6 +99,7 @@ class WorkflowVersion(models.Model):
 class TriggerKind(models.TextChoices):
     SCHEDULE = "schedule"
     WEBHOOK = "webhook"
+    QUEUE = "queue"
 
 
 class Trigger(models.Model):
@@ -123,6 +124,10 @@ class Trigger(models.Model):
     enabled = models.BooleanField(default=True)
     last_fired_at = models.DateTimeField(null=True, blank=True)
     next_fire_at = models.DateTimeField(null=True, blank=True)
+    # Queue triggers: the team's broker credential (by name), the queue or stream, the consumer group.
+    credential = models.CharField(max_length=120, blank=True, default="")
+    source = models.CharField(max_length=255, blank=True, default="")
+    group = models.CharField(max_length=120, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -137,7 +142,8 @@ class Trigger(models.Model):
 
 
 class TriggerDelivery(models.Model):
-    """A webhook request a trigger accepted, by its ``webhook-id``: a replayed id starts no second run."""
+    """A webhook request a trigger accepted, by its ``webhook-id`` (a queue trigger: a message, by its
+    message id): a replayed id starts no second run."""
 
     id = models.BigAutoField(primary_key=True)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
@@ -151,3 +157,45 @@ class TriggerDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger_id}/{self.webhook_id}"
+
+
+class TriggerDeadLetter(models.Model):
+    """A queue message that could not start a run (not JSON, not an object, too large, invalid
+    inputs, no published version): kept with the reason, and acknowledged on the broker."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="dead_letters")
+    message_id = models.CharField(max_length=255)
+    body = models.TextField(blank=True, default="")  # the first WEFT_MAX_DEAD_LETTER_BODY characters
+    reason = models.CharField(max_length=40)
+    detail = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "trigger", "created_at"], name="trigger_dead_letter_list")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_id}/{self.message_id}: {self.reason}"
+
+
+class TriggerConsumer(models.Model):
+    """What one consumer process last reported about one queue trigger (``manage.py weftconsumers``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="consumers")
+    consumer = models.CharField(max_length=120)
+    connected = models.BooleanField(default=False)
+    lag = models.BigIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    messages = models.BigIntegerField(default=0)
+    heartbeat_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trigger", "consumer"], name="trigger_consumer_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger_id}@{self.consumer}"

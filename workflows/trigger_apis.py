@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http.request import RawPostDataException
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,10 +23,24 @@ from rest_framework.views import APIView
 from accounts.permissions import request_team
 from accounts.serializers import StrictBooleanField, StrictCharField, input_validate, problem_responses
 from config.errors import PayloadTooLarge
-from workflows import triggers
+from workflows import queue_triggers, triggers
 from workflows.apis import READ_MANAGE, path_id
 from workflows.models import Trigger, TriggerKind
 from workflows.selectors import workflow_get
+
+
+class ConsumerStatusSerializer(serializers.Serializer):
+    connected = serializers.BooleanField(help_text="A live consumer process is connected to the broker.")
+    consumers = serializers.IntegerField(help_text="Consumer processes that reported recently.")
+    lag = serializers.IntegerField(allow_null=True, help_text="Messages waiting (queue depth; stream lag + pending).")
+    lastError = serializers.CharField(source="last_error", allow_null=True)
+    lastErrorAt = serializers.DateTimeField(source="last_error_at", allow_null=True)
+    lastMessageAt = serializers.DateTimeField(source="last_message_at", allow_null=True)
+    messages = serializers.IntegerField(help_text="Messages handled (all processes).")
+    deadLetters = serializers.IntegerField(source="dead_letters")
+
+    class Meta:
+        ref_name = "QueueConsumerStatus"
 
 
 class TriggerOutputSerializer(serializers.Serializer):
@@ -42,10 +56,21 @@ class TriggerOutputSerializer(serializers.Serializer):
     signed = serializers.SerializerMethodField(help_text="Whether /hooks requests must be signed (Standard Webhooks).")
     lastFiredAt = serializers.DateTimeField(source="last_fired_at", allow_null=True)
     nextFireAt = serializers.DateTimeField(source="next_fire_at", allow_null=True)
+    credential = serializers.CharField(help_text="Queue triggers: the team's broker credential (by name).")
+    source = serializers.CharField(help_text="Queue triggers: the RabbitMQ queue or the Redis stream.")
+    group = serializers.CharField(help_text="Queue triggers on Redis Streams: the consumer group (default weft).")
+    consumer = serializers.SerializerMethodField(help_text="Queue triggers: what the consumer processes report "
+                                                           "(connected, lag, last error); null for other kinds.")
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
         ref_name = "Trigger"
+
+    @extend_schema_field(ConsumerStatusSerializer(allow_null=True))
+    def get_consumer(self, trigger: Trigger) -> dict[str, Any] | None:
+        if trigger.kind != TriggerKind.QUEUE:
+            return None
+        return ConsumerStatusSerializer(queue_triggers.consumer_status(trigger=trigger)).data
 
     def get_url(self, trigger: Trigger) -> str | None:
         return f"{settings.WEFT_PUBLIC_URL}/hooks/{trigger.key}" if trigger.kind == TriggerKind.WEBHOOK else None
@@ -86,6 +111,12 @@ class TriggerListApi(APIView):
         enabled = StrictBooleanField(required=False, default=True)
         signed = StrictBooleanField(required=False, default=True,
                                     help_text="Webhook triggers: require Standard Webhooks signatures (default true).")
+        credential = StrictCharField(required=False, allow_blank=True, max_length=120, default="",
+                                     help_text="Queue triggers: a broker credential of the team (by name).")
+        source = StrictCharField(required=False, allow_blank=True, max_length=255, default="",
+                                 help_text="Queue triggers: the queue (RabbitMQ) or stream (Redis) to consume.")
+        group = StrictCharField(required=False, allow_blank=True, max_length=120, default="",
+                                help_text="Queue triggers on Redis Streams: the consumer group (default weft).")
 
         class Meta:
             ref_name = "TriggerCreateInput"
@@ -99,8 +130,9 @@ class TriggerListApi(APIView):
 
     @extend_schema(operation_id="triggers_create", tags=["triggers"], parameters=[path_id("workflow_id")],
                    request=InputSerializer, responses={201: TriggerSecretOutputSerializer, **problem_responses(400, 404)},
-                   description="A `schedule` (cron + time zone) or a `webhook` (public URL, signed by default; the "
-                               "signing secret is shown once, here).")
+                   description="A `schedule` (cron + time zone), a `webhook` (public URL, signed by default; the "
+                               "signing secret is shown once, here) or a `queue` trigger (a broker credential and "
+                               "a queue or stream: each message, a JSON object, starts a run with it as inputs).")
     def post(self, request: Request, workflow_id: str) -> Response:
         team = request_team(request)
         workflow = workflow_get(team=team, id=workflow_id)
@@ -120,6 +152,9 @@ class TriggerDetailApi(APIView):
         enabled = StrictBooleanField(required=False)
         signed = StrictBooleanField(required=False)
         rotateSecret = StrictBooleanField(required=False, default=False)
+        credential = StrictCharField(required=False, allow_blank=True, max_length=120)
+        source = StrictCharField(required=False, allow_blank=True, max_length=255)
+        group = StrictCharField(required=False, allow_blank=True, max_length=120)
 
         class Meta:
             ref_name = "TriggerUpdateInput"
@@ -193,3 +228,36 @@ class HookApi(APIView):
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         run_id, created = triggers.hook_receive(key=trigger_key, body=body, headers=dict(request.headers))
         return Response({"runId": str(run_id), "duplicate": not created}, status=status.HTTP_202_ACCEPTED)
+
+
+class TriggerDeadLetterSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    messageId = serializers.CharField(source="message_id")
+    reason = serializers.CharField(help_text="not_json, not_object, too_large, invalid_inputs, workflow_unavailable")
+    detail = serializers.JSONField(allow_null=True)
+    body = serializers.CharField(help_text="The message as received (truncated).")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        ref_name = "TriggerDeadLetter"
+
+
+class TriggerDeadLetterListSerializer(serializers.Serializer):
+    data = TriggerDeadLetterSerializer(many=True)
+
+    class Meta:
+        ref_name = "TriggerDeadLetterList"
+
+
+class TriggerDeadLetterListApi(APIView):
+    required_scopes = READ_MANAGE
+
+    @extend_schema(operation_id="triggers_dead_letters", tags=["triggers"], parameters=[path_id("trigger_id")],
+                   responses={200: TriggerDeadLetterListSerializer, **problem_responses(404)},
+                   description="Messages of a queue trigger that started no run (not JSON, not an object, too "
+                               "large, invalid inputs, no published version), newest first (at most 100).")
+    def get(self, request: Request, trigger_id: str) -> Response:
+        team = request_team(request)
+        trigger = triggers.trigger_get(team=team, id=trigger_id)
+        rows = queue_triggers.dead_letter_list(team=team, trigger=trigger)[:100]
+        return Response({"data": TriggerDeadLetterSerializer(rows, many=True).data})

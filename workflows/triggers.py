@@ -31,8 +31,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Team
-from accounts.selectors import row_get
+from accounts.models import Credential, CredentialKind, Team
+from accounts.selectors import credential_secret, row_get
 from config.errors import DomainError, InvalidInput, NotFound
 from workflows.models import Trigger, TriggerDelivery, TriggerKind, Workflow
 
@@ -98,23 +98,55 @@ def _inputs_check(inputs: Any) -> dict[str, Any]:
     return inputs
 
 
+def _queue_fields_check(*, team: Team, credential: str, source: str, group: str) -> tuple[str, str, str]:
+    """A queue trigger's broker credential (a ``broker`` credential of the team, by name), source
+    and group (Redis Streams only; default ``weft``). Raises ``InvalidInput`` naming the field."""
+    credential, source, group = (credential or "").strip(), (source or "").strip(), (group or "").strip()
+    errors = []
+    if not credential:
+        errors.append({"path": "/credential", "message": "required for queue triggers"})
+    elif not Credential.objects.filter(team=team, name=credential, kind=CredentialKind.BROKER).exists():
+        errors.append({"path": "/credential", "message": f"no broker credential named {credential!r}"})
+    if not source:
+        errors.append({"path": "/source", "message": "required for queue triggers: the queue or stream name"})
+    if errors:
+        raise InvalidInput("Invalid queue trigger.", errors=errors)
+    url = credential_secret(team=team, name=credential).get("url", "")
+    if url.split("://", 1)[0].lower() in ("redis", "rediss"):
+        group = group or "weft"
+    elif group:
+        raise InvalidInput("Only Redis Streams have consumer groups.",
+                           errors=[{"path": "/group", "message": "only for Redis Streams (redis:// brokers)"}])
+    return credential, source, group
+
+
 @transaction.atomic
 def trigger_create(*, team: Team, workflow: Workflow, kind: str, name: str = "", cron: str = "",
                    time_zone: str | None = None, inputs: dict[str, Any] | None = None, enabled: bool = True,
-                   signed: bool = True) -> Trigger:
-    """A schedule (``cron`` + ``time_zone``, default the team's) or a webhook (signed by default)."""
+                   signed: bool = True, credential: str = "", source: str = "", group: str = "") -> Trigger:
+    """A schedule (``cron`` + ``time_zone``, default the team's), a webhook (signed by default) or a
+    queue trigger (``credential`` + ``source`` [+ ``group``]: consumed by ``manage.py weftconsumers``)."""
     from accounts.tokens import webhook_secret_new
 
     if workflow.team_id != team.id:
         raise NotFound("Workflow not found.")
     if kind not in TriggerKind.values:
-        raise InvalidInput("Unknown kind.", errors=[{"path": "/kind", "message": "schedule or webhook"}])
+        raise InvalidInput("Unknown kind.", errors=[{"path": "/kind", "message": "schedule, webhook or queue"}])
+    if kind != TriggerKind.QUEUE and (credential or source or group):
+        raise InvalidInput("Only queue triggers have a credential, source and group.",
+                           errors=[{"path": f"/{f}", "message": "only for queue triggers"}
+                                   for f, v in (("credential", credential), ("source", source), ("group", group)) if v])
     tz = time_zone_valid(time_zone or team.time_zone)
     trigger = Trigger(team=team, workflow=workflow, kind=kind, name=name, time_zone=tz,
                       inputs=_inputs_check(inputs or {}), enabled=enabled, key=secrets.token_urlsafe(24))
     if kind == TriggerKind.SCHEDULE:
         trigger.cron = cron_valid(cron)
         trigger.next_fire_at = cron_next(trigger.cron, tz, timezone.now()) if enabled else None
+    elif kind == TriggerKind.QUEUE:
+        if cron:
+            raise InvalidInput("A queue trigger has no cron.", errors=[{"path": "/cron", "message": "only for schedule triggers"}])
+        trigger.credential, trigger.source, trigger.group = _queue_fields_check(
+            team=team, credential=credential, source=source, group=group)
     else:
         if cron:
             raise InvalidInput("A webhook trigger has no cron.", errors=[{"path": "/cron", "message": "only for schedule triggers"}])
@@ -126,7 +158,8 @@ def trigger_create(*, team: Team, workflow: Workflow, kind: str, name: str = "",
 @transaction.atomic
 def trigger_update(*, team: Team, trigger: Trigger, name: str = _UNSET, cron: str = _UNSET, time_zone: str = _UNSET,
                    inputs: dict[str, Any] = _UNSET, enabled: bool = _UNSET, signed: bool = _UNSET,
-                   rotate_secret: bool = False) -> Trigger:
+                   rotate_secret: bool = False, credential: str = _UNSET, source: str = _UNSET,
+                   group: str = _UNSET) -> Trigger:
     from accounts.tokens import webhook_secret_new
 
     if trigger.team_id != team.id:
@@ -146,7 +179,19 @@ def trigger_update(*, team: Team, trigger: Trigger, name: str = _UNSET, cron: st
             raise InvalidInput("Only webhook triggers are signed.", errors=[{"path": "/signed", "message": "only for webhook triggers"}])
         # Re-plan from now: a re-enabled schedule does not fire for the slots it was off.
         trigger.next_fire_at = cron_next(trigger.cron, trigger.time_zone, timezone.now()) if trigger.enabled else None
+    elif trigger.kind == TriggerKind.QUEUE:
+        if (cron is not _UNSET and cron) or signed is not _UNSET or rotate_secret:
+            raise InvalidInput("A queue trigger has no cron or signature.",
+                               errors=[{"path": "/cron" if cron is not _UNSET else "/signed",
+                                        "message": "not for queue triggers"}])
+        trigger.credential, trigger.source, trigger.group = _queue_fields_check(
+            team=team, credential=trigger.credential if credential is _UNSET else credential,
+            source=trigger.source if source is _UNSET else source,
+            group=trigger.group if group is _UNSET else group)
     else:
+        if credential is not _UNSET or source is not _UNSET or group is not _UNSET:
+            raise InvalidInput("Only queue triggers have a credential, source and group.",
+                               errors=[{"path": "/credential", "message": "only for queue triggers"}])
         if cron is not _UNSET and cron:
             raise InvalidInput("A webhook trigger has no cron.", errors=[{"path": "/cron", "message": "only for schedule triggers"}])
         if signed is not _UNSET:

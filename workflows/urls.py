@@ -23,4 +23,6 @@ urlpatterns = [
          name="workflow-version-activate"),
     path("workflows/<objid:workflow_id>/triggers", trigger_apis.TriggerListApi.as_view(), name="workflow-triggers"),
     path("triggers/<objid:trigger_id>", trigger_apis.TriggerDetailApi.as_view(), name="trigger"),
+    path("triggers/<objid:trigger_id>/dead-letters", trigger_apis.TriggerDeadLetterListApi.as_view(),
+         name="trigger-dead-letters"),
 ]

@@ -1,0 +1,101 @@
+"""``manage.py weftconsumers`` as real processes: killed with SIGKILL between recording a message's
+run and acknowledging it (the redelivered message starts no second run), and two processes sharing
+one queue and one stream (every message runs exactly once)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+
+from runs.models import Run
+from tests.queues.helpers import (
+    AMQP_URL,
+    REDIS_URL,
+    amqp_delete,
+    amqp_depth,
+    amqp_publish,
+    queue_trigger_make,
+    unique_name,
+    wait_for,
+)
+from tests.support.processes import start, stop
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ENV = {"WEFT_HTTP_ALLOW_NETWORKS": "127.0.0.0/8", "WEFT_CONSUMER_RELOAD_SECONDS": "0.5",
+       "WEFT_CONSUMER_CLAIM_IDLE_SECONDS": "1", "WEFT_CONSUMER_MAX_BACKOFF": "1", "WEFT_LOG_LEVEL": "WARNING"}
+
+
+def consumers(**env: str) -> Any:
+    return start([sys.executable, "manage.py", "weftconsumers"], name="weftconsumers", **{**ENV, **env})
+
+
+def orders(trigger: Any) -> Counter[str]:
+    return Counter(Run.objects.filter(workflow=trigger.workflow).values_list("inputs__orderId", flat=True))
+
+
+@pytest.mark.parametrize("broker", ["amqp", "redis"])
+def test_sigkill_between_record_and_ack_then_redelivery_starts_no_second_run(team_a: Any, broker: str) -> None:
+    source = unique_name("crash")
+    client = redis.Redis.from_url(REDIS_URL)
+    trigger = queue_trigger_make(team_a, url=AMQP_URL if broker == "amqp" else REDIS_URL, source=source)
+    try:
+        if broker == "amqp":
+            amqp_publish(source, b'{"orderId": "K1"}', message_id="k-1")
+        else:
+            client.xgroup_create(source, "weft", id="0", mkstream=True)
+            client.xadd(source, {"message": '{"orderId": "K1"}', "message_id": "k-1"})
+        crashing = consumers(WEFT_CONSUMER_FAULT="kill_before_ack")
+        try:
+            wait_for(lambda: crashing.poll() is not None, timeout=60, what="the consumer to kill itself")
+        finally:
+            stop(crashing, kill=True)
+        assert crashing.returncode == -9, crashing.log_tail()
+        assert orders(trigger) == Counter({"K1": 1})  # recorded, never acknowledged
+        if broker == "amqp":
+            assert amqp_depth(source)[0] == 1  # back in the queue
+        else:
+            assert client.xpending(source, "weft")["pending"] == 1
+        survivor = consumers()
+        try:
+            if broker == "amqp":
+                wait_for(lambda: amqp_depth(source)[0] == 0, timeout=60, what="the redelivered message acknowledged")
+            else:
+                wait_for(lambda: client.xpending(source, "weft")["pending"] == 0, timeout=60,
+                         what="the pending entry claimed and acknowledged")
+            assert orders(trigger) == Counter({"K1": 1}), survivor.log_tail()
+        finally:
+            stop(survivor)
+    finally:
+        amqp_delete(source)
+        client.delete(source)
+        client.close()
+
+
+def test_two_consumer_processes_share_a_queue_and_a_stream_exactly_once(team_a: Any) -> None:
+    queue, stream = unique_name("shared"), unique_name("shared")
+    client = redis.Redis.from_url(REDIS_URL)
+    q_trigger = queue_trigger_make(team_a, url=AMQP_URL, source=queue)
+    s_trigger = queue_trigger_make(team_a, url=REDIS_URL, source=stream)
+    procs = [consumers(), consumers()]
+    try:
+        for i in range(40):
+            amqp_publish(queue, json.dumps({"orderId": f"Q{i}"}).encode(), message_id=f"q-{i}")
+            client.xadd(stream, {"message": json.dumps({"orderId": f"S{i}"}), "message_id": f"s-{i}"})
+        wait_for(lambda: sum(orders(q_trigger).values()) == 40 and sum(orders(s_trigger).values()) == 40,
+                 timeout=90, what="80 runs")
+        assert orders(q_trigger) == Counter({f"Q{i}": 1 for i in range(40)})
+        assert orders(s_trigger) == Counter({f"S{i}": 1 for i in range(40)})
+        consumers_seen = {c for (c,) in q_trigger.consumers.values_list("consumer")}
+        assert len(consumers_seen) == 2
+    finally:
+        for proc in procs:
+            stop(proc)
+        amqp_delete(queue)
+        client.delete(stream)
+        client.close()
