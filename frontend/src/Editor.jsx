@@ -585,7 +585,10 @@ function NodeInspector({ flowId, graph, catalog, canEdit, commit, errors, ctx, d
       );
     }
     if (name === "credential") {
-      const creds = data.credentials || [];
+      // A schema that names the credential kind ("of kind `database`") lists only those.
+      const kind = /kind `(\w+)`/.exec((schema && schema.description) || "");
+      const httpAuth = /^\/config(\/poll)?\/auth\/credential$/.test(path) || /\/compensate\/auth\/credential$/.test(path);
+      const creds = (data.credentials || []).filter((c) => (kind ? c.kind === kind[1] : httpAuth ? ["api_key", "bearer", "basic"].includes(c.kind) : true));
       return (
         <select id={"f" + path.replace(/[^A-Za-z0-9_]/g, "_")} value={value || ""} disabled={!canEdit} onChange={(e) => onChange(e.target.value || undefined)}>
           <option value="">(none)</option>

@@ -33,10 +33,29 @@ from workflows.engine.graph import inputs_json_schema
 from workflows.engine.node_test import NodeTestUnavailable, single_node_graph
 from workflows.engine.nodes.registry import NODE_TYPES
 
+# The shape of a node type's output, for completion of `{{ node.field }}` before any test run (the
+# format documents these; a type may also declare ``output_example`` itself). Unknown types
+# complete from the last test run's outputs instead.
+OUTPUT_EXAMPLES: dict[str, Any] = {
+    "http": {"status": 200, "headers": {}, "body": None},
+    "db": {"rows": [], "rowcount": 0},
+    "queue": {"message_id": "", "target": ""},
+}
+
 
 def node_types_catalog() -> dict[str, dict[str, Any]]:
-    """What the editor needs about every node type: its title and its config JSON Schema."""
-    return {name: {"title": nt.title or name, "schema": nt.config_schema} for name, nt in NODE_TYPES.items()}
+    """What the editor needs about every registered node type: title, description, config JSON
+    Schema and, when known, an example of its output. A new type appears in the palette as it is."""
+    catalog = {}
+    for name, nt in NODE_TYPES.items():
+        schema = nt.config_schema
+        entry: dict[str, Any] = {"title": nt.title or name, "schema": schema,
+                                 "description": schema.get("description", "") if isinstance(schema, dict) else ""}
+        example = getattr(nt, "output_example", None) or OUTPUT_EXAMPLES.get(name)
+        if example is not None:
+            entry["output"] = example
+        catalog[name] = entry
+    return catalog
 
 
 def error_json(exc: DomainError) -> JsonResponse:
