@@ -389,7 +389,19 @@ function Editor({ data }) {
   }, [undo, redo, copy, paste, save, canEdit, rfNodes]);
 
   /* ---------- toolbar actions ---------- */
-  const tidy = () => { commit((g) => { autoLayout(g); }); setTimeout(() => flow.fitView({ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7, duration: 200 }), 50); };
+  // Fit the graph; when it is too wide to fit at the smallest readable zoom, show its start (left).
+  const fit = useCallback((duration = 200) => {
+    const minZoom = narrow ? 0.35 : 0.7;
+    Promise.resolve(flow.fitView({ padding: 0.1, maxZoom: 1, minZoom })).then(() => {
+      const vp = flow.getViewport();
+      const nodes = flow.getNodes().filter((n) => !n.parentId);
+      if (!nodes.length || vp.zoom > minZoom + 0.001) return;
+      const b = flow.getNodesBounds(nodes);
+      flow.setViewport({ x: 24 - b.x * vp.zoom, y: vp.y, zoom: vp.zoom }, duration ? { duration } : undefined);
+    });
+  }, [flow, narrow]);
+
+  const tidy = () => { commit((g) => { autoLayout(g); }); setTimeout(() => fit(), 50); };
 
   const publish = async () => {
     await flush();
@@ -449,7 +461,7 @@ function Editor({ data }) {
           <button type="button" onClick={redo} disabled={!history.current.future.length} title="Redo (Ctrl+Shift+Z)" id="redo-btn">Redo</button>
           <button type="button" onClick={tidy} title="Arrange every node left to right" id="tidy-btn">Tidy up</button>
         </> : null}
-        <button type="button" onClick={() => flow.fitView({ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7, duration: 200 })} id="fit-btn" title="Show the whole workflow">Fit</button>
+        <button type="button" onClick={() => fit()} id="fit-btn" title="Show the whole workflow">Fit</button>
         <button type="button" onClick={() => setJsonOpen(!jsonOpen)} id="json-btn" aria-pressed={jsonOpen}>JSON</button>
         {data.canEdit && !narrow ? <button type="button" className="primary" onClick={publish} id="publish-btn">Publish</button> : null}
         {!data.canEdit ? <span className="badge">read only</span> : null}
@@ -469,7 +481,7 @@ function Editor({ data }) {
             deleteKeyCode={canEdit ? ["Delete", "Backspace"] : null} multiSelectionKeyCode={["Shift", "Meta", "Control"]}
             selectionKeyCode="Shift" fitView fitViewOptions={{ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7 }} minZoom={0.2} maxZoom={2}
             onPaneClick={() => setSelection({ nodes: [], edges: [] })}
-            onInit={(inst) => setTimeout(() => inst.fitView({ padding: 0.1, maxZoom: 1, minZoom: narrow ? 0.35 : 0.7 }), 80)}
+            onInit={() => setTimeout(() => fit(0), 80)}
             proOptions={{ hideAttribution: true }}>
             <Background gap={20} />
             <Controls showInteractive={false} />
@@ -707,40 +719,49 @@ function WorkflowSettings({ graph, commit, canEdit, placed, ctx }) {
       <h3>Workflow</h3>
       <p className="muted small">Select a node to configure it. Drag from a node's right-hand dot to another node to connect them.</p>
       <h4>Inputs</h4>
-      <div className="table-scroll">
-        <table className="table compact" id="inputs-table">
-          <thead><tr><th>name</th><th>type</th><th title="required">req.</th><th>default</th><th>description</th><th></th></tr></thead>
-          <tbody>
-            {Object.entries(inputs).map(([name, decl], i) => {
-              const shown = draftNames[name] !== undefined ? draftNames[name] : name;
-              const bad = draftNames[name] !== undefined && (!VAR_NAME_RE.test(shown) ? "letters, digits and _ only, not starting with a digit" : inputs[shown] && shown !== name ? "already used" : null);
-              const e = errs(`/inputs/${name}`);
-              return (
-                <tr key={i} data-path={`/inputs/${name}`}>
-                  <td><input className="in-name" aria-label="input name" value={shown} disabled={!canEdit} onChange={(ev) => rename(name, ev.target.value)} aria-invalid={!!bad} />
-                    {bad || e.length ? <ul className="field-errors">{bad ? <li>{bad}</li> : null}{e.map((m, j) => <li key={j}>{m}</li>)}</ul> : null}</td>
-                  <td><select className="in-type" aria-label="input type" value={(decl && decl.type) || "string"} disabled={!canEdit} onChange={(ev) => setDecl(name, "type", ev.target.value)}>
-                    {INPUT_TYPES.map((t) => <option key={t} value={t}>{t}</option>)}</select></td>
-                  <td><input type="checkbox" className="in-req" aria-label="required" checked={!!(decl && decl.required)} disabled={!canEdit} onChange={(ev) => setDecl(name, "required", ev.target.checked)} /></td>
-                  <td><input className="in-default" aria-label="default" value={decl && decl.default !== undefined ? (typeof decl.default === "string" ? decl.default : JSON.stringify(decl.default)) : ""} disabled={!canEdit}
-                    onChange={(ev) => setDecl(name, "default", parseDefault((decl && decl.type) || "string", ev.target.value))} /></td>
-                  <td><input className="in-desc" aria-label="description" value={(decl && decl.description) || ""} disabled={!canEdit} onChange={(ev) => setDecl(name, "description", ev.target.value)} /></td>
-                  <td>{canEdit ? <button type="button" className="link small" title={`Remove ${name}`} onClick={() => setInputs((cur) => { delete cur[name]; return cur; })}>✕</button> : null}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+      <div className="decls" id="inputs-table">
+        {Object.entries(inputs).map(([name, decl], i) => {
+          const shown = draftNames[name] !== undefined ? draftNames[name] : name;
+          const bad = draftNames[name] !== undefined && (!VAR_NAME_RE.test(shown) ? "letters, digits and _ only, not starting with a digit" : inputs[shown] && shown !== name ? "already used" : null);
+          const e = errs(`/inputs/${name}`);
+          return (
+            <div className="decl" key={i} data-path={`/inputs/${name}`}>
+              <input className="in-name" aria-label="input name" placeholder="name" value={shown} disabled={!canEdit} onChange={(ev) => rename(name, ev.target.value)} aria-invalid={!!bad} />
+              <select className="in-type" aria-label="input type" value={(decl && decl.type) || "string"} disabled={!canEdit} onChange={(ev) => setDecl(name, "type", ev.target.value)}>
+                {INPUT_TYPES.map((t) => <option key={t} value={t}>{t}</option>)}</select>
+              <span className="decl-tail">
+                <label className="in-req-label small"><input type="checkbox" className="in-req" aria-label="required" checked={!!(decl && decl.required)} disabled={!canEdit} onChange={(ev) => setDecl(name, "required", ev.target.checked)} /> required</label>
+                {canEdit ? <button type="button" className="link small" title={`Remove ${name}`} onClick={() => setInputs((cur) => { delete cur[name]; return cur; })}>✕</button> : null}
+              </span>
+              <input className="in-default" aria-label="default" placeholder="default" value={decl && decl.default !== undefined ? (typeof decl.default === "string" ? decl.default : JSON.stringify(decl.default)) : ""} disabled={!canEdit}
+                onChange={(ev) => setDecl(name, "default", parseDefault((decl && decl.type) || "string", ev.target.value))} />
+              <input className="in-desc" aria-label="description" placeholder="description" value={(decl && decl.description) || ""} disabled={!canEdit} onChange={(ev) => setDecl(name, "description", ev.target.value)} />
+              {bad || e.length ? <ul className="field-errors">{bad ? <li>{bad}</li> : null}{e.map((m, j) => <li key={j}>{m}</li>)}</ul> : null}
+            </div>
+          );
+        })}
+        {!Object.keys(inputs).length ? <p className="muted small">No inputs yet.</p> : null}
       </div>
       {canEdit ? <button type="button" className="small" id="add-input" onClick={addInput}>+ input</button> : null}
       <h4>Workflow parameters <span className="muted small">{"${name}"}</span></h4>
       <Field schema={{ type: "object" }} value={graph.params} path="/params" name="params" ctx={ctx} readOnly={!canEdit}
         errors={Object.fromEntries(placed.filter((e) => e.scope === "params").map((e) => [e.path, [e.message]]))}
         onChange={(v) => commit((g) => { g.params = v || {}; }, { key: "params" })} />
-      <h4>Declared outputs</h4>
-      <Field schema={{ type: "object" }} value={graph.outputs} path="/outputs" name="outputs" ctx={ctx} readOnly={!canEdit}
-        errors={Object.fromEntries(placed.filter((e) => e.scope === "outputs").map((e) => [e.path, [e.message]]))}
-        onChange={(v) => commit((g) => { g.outputs = v || {}; }, { key: "outputs" })} />
+      <h4>Declared outputs <span className="muted small">checked when a run ends</span></h4>
+      <div className="decls" id="outputs-table">
+        {Object.entries(graph.outputs || {}).map(([name, decl], i) => (
+          <div className="decl decl-out" key={i} data-path={`/outputs/${name}`}>
+            <input className="out-name" aria-label="output name" value={name} disabled={!canEdit}
+              onChange={(ev) => { const v = ev.target.value; if (!v || (v !== name && (graph.outputs || {})[v])) return; commit((g) => { g.outputs = Object.fromEntries(Object.entries(g.outputs || {}).map(([k, d]) => [k === name ? v : k, d])); }, { key: `out-name:${i}` }); }} />
+            <select className="out-type" aria-label="output type" value={(decl && decl.type) || "string"} disabled={!canEdit}
+              onChange={(ev) => { const t = ev.target.value; commit((g) => { g.outputs[name] = { ...(g.outputs[name] || {}), type: t }; }); }}>
+              {INPUT_TYPES.filter((t) => t !== "file").map((t) => <option key={t} value={t}>{t}</option>)}</select>
+            {canEdit ? <button type="button" className="link small" title={`Remove ${name}`} onClick={() => commit((g) => { delete g.outputs[name]; })}>✕</button> : <span />}
+            {errs(`/outputs/${name}`).length ? <ul className="field-errors">{errs(`/outputs/${name}`).map((m, j) => <li key={j}>{m}</li>)}</ul> : null}
+          </div>
+        ))}
+      </div>
+      {canEdit ? <button type="button" className="small" id="add-output" onClick={() => commit((g) => { g.outputs = g.outputs || {}; let k = "output", n = 1; while (g.outputs[k]) k = `output${++n}`; g.outputs[k] = { type: "string" }; })}>+ output</button> : null}
     </div>
   );
 }

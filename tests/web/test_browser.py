@@ -261,7 +261,7 @@ def test_a_new_user_builds_tests_and_publishes_the_order_workflow(page: Any, sit
     for name, kind, required, default in (("order_id", "string", True, ""), ("amount", "number", False, "0"),
                                           ("user", "object", False, "")):
         page.click("#add-input")
-        row = page.locator("#inputs-table tbody tr").last
+        row = page.locator("#inputs-table .decl").last
         row.locator(".in-name").fill(name)
         row.locator(".in-type").select_option(kind)
         if required:
@@ -654,6 +654,8 @@ def test_a_loop_is_drawn_with_its_body_coloured_by_its_iterations(page: Any, sit
         expect(body_node.locator(".node-sub")).to_contain_text("×3")
     # In the editor the body nodes sit inside the loop's frame on the canvas.
     page.goto(f"/workflows/{workflow.pk}/")
+    expect(node(page, "each/square")).to_be_visible()
+    page.wait_for_timeout(400)  # the first fit
     frame = node(page, "each").bounding_box()
     inner = node(page, "each/square").bounding_box()
     assert frame["x"] < inner["x"] and inner["x"] + inner["width"] <= frame["x"] + frame["width"] + 1
