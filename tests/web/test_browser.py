@@ -161,19 +161,31 @@ def drag_in(page: Any, node_type: str, x: float, y: float) -> None:
 def move_to(page: Any, flow_id: str, x: float, y: float) -> None:
     """Drag a node by its title to (x, y) of the canvas."""
     canvas = page.locator(".ed-canvas").bounding_box()
-    hx, hy = center(node(page, flow_id).locator(".wn-head").bounding_box())
+    hx, hy = center(stable_box(page, node(page, flow_id).locator(".wn-head")))
     page.mouse.move(hx, hy)
     page.mouse.down()
     page.mouse.move(canvas["x"] + x, canvas["y"] + y, steps=8)
     page.mouse.up()
 
 
+def stable_box(page: Any, locator: Any) -> dict[str, float]:
+    """The element's box once it has stopped moving (a re-render or a viewport animation)."""
+    box = locator.bounding_box()
+    for _ in range(50):
+        page.wait_for_timeout(60)
+        again = locator.bounding_box()
+        if again == box:
+            return box
+        box = again
+    return box
+
+
 def connect(page: Any, source: str, target: str, port: str = "out") -> None:
     """Drag from a node's outcome port to another node's input."""
     src = node(page, source).locator(f'[data-port="{port}"]')
     dst = node(page, target).locator(".port-in")
-    sx, sy = center(src.bounding_box())
-    tx, ty = center(dst.bounding_box())
+    sx, sy = center(stable_box(page, src))
+    tx, ty = center(stable_box(page, dst))
     page.mouse.move(sx, sy)
     page.mouse.down()
     page.mouse.move((sx + tx) / 2, (sy + ty) / 2, steps=5)
