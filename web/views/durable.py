@@ -15,9 +15,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 
+from accounts import selectors as accounts_selectors
 from config.errors import DomainError
 from runs.executor import run_execute_in_thread
 from web.access import Access, page, team_view
+from workflows import queue_triggers
 from workflows import selectors as wf_selectors
 
 
@@ -46,9 +48,12 @@ def triggers(request: HttpRequest, access: Access, workflow_id: str) -> HttpResp
             errors = [{"path": "/inputs", "message": "not valid JSON"}]
         else:
             try:
+                queue = p.get("kind") == "queue"
                 trig.trigger_create(team=access.team, workflow=workflow, kind=p.get("kind", ""), name=p.get("name", ""),
                                     cron=p.get("cron", "") if p.get("kind") == "schedule" else "",
-                                    time_zone=p.get("time_zone") or None, inputs=inputs, signed=bool(p.get("signed")))
+                                    time_zone=p.get("time_zone") or None, inputs=inputs, signed=bool(p.get("signed")),
+                                    credential=p.get("credential", "") if queue else "",
+                                    source=p.get("source", "") if queue else "", group=p.get("group", "") if queue else "")
             except DomainError as exc:
                 errors = exc.errors or [{"path": "", "message": exc.detail}]
             else:
@@ -57,9 +62,15 @@ def triggers(request: HttpRequest, access: Access, workflow_id: str) -> HttpResp
     rows = []
     for t in trig.trigger_list(team=access.team, workflow=workflow):
         fires = next_fires(t.cron, t.time_zone) if t.kind == "schedule" and t.enabled and t.cron else []
-        rows.append({"t": t, "fires": fires, "url": f"{settings.WEFT_PUBLIC_URL}/hooks/{t.key}"})
+        row = {"t": t, "fires": fires, "url": f"{settings.WEFT_PUBLIC_URL}/hooks/{t.key}"}
+        if t.kind == "queue":
+            row["consumer"] = queue_triggers.consumer_status(trigger=t)
+            row["dead_letters"] = list(queue_triggers.dead_letter_list(team=access.team, trigger=t)[:5])
+        rows.append(row)
+    brokers = accounts_selectors.credential_list(team=access.team).filter(kind="broker")
     return page(request, access, "web/triggers.html", {
         "workflow": workflow, "app": workflow.app, "rows": rows, "errors": errors, "post": request.POST,
+        "brokers": brokers,
     })
 
 

@@ -8,6 +8,7 @@ from django.shortcuts import redirect
 
 from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
+from accounts.connections import credential_test
 from config.errors import DomainError
 from web.access import Access, page, team_view
 from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm, secret_field_kinds
@@ -123,6 +124,18 @@ def credential_edit(request: HttpRequest, access: Access, credential_id: str) ->
     if request.POST.get("action") == "delete":
         accounts_services.credential_delete(team=access.team, credential=credential)
         messages.success(request, f"Credential “{credential.name}” deleted.")
+        return redirect("web:credentials")
+    if request.POST.get("action") == "test":
+        try:
+            result = credential_test(team=access.team, credential=credential)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+        else:
+            if result["ok"]:
+                messages.success(request, f"Credential “{credential.name}”: connected.")
+            else:
+                messages.error(request, f"Credential “{credential.name}”: {result['error']['code']}: "
+                                        f"{result['error']['message']}")
         return redirect("web:credentials")
     form = CredentialForm(request.POST)
     if form.is_valid():
