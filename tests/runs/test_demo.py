@@ -3,14 +3,23 @@ actions calling the platform's own /demo endpoints, started by the Dify dialect 
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
+import pika
 import pytest
 import requests
+from django.conf import settings as django_settings
 
+from accounts.models import Team
 from runs.models import NodeRun, Run
 from workflows.demo import demo_load
 from workflows.models import Workflow, WorkflowVersion
+from workflows.queue_consumer import ConsumerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +28,9 @@ pytestmark = pytest.mark.slow
 def test_demo_runs_end_to_end_and_loading_twice_changes_nothing(live_server_url: str, qcluster) -> None:
     demo = demo_load(base_url=live_server_url)
     again = demo_load(base_url=live_server_url)
-    assert Workflow.objects.filter(team__slug="demo").count() == 2
-    assert WorkflowVersion.objects.filter(team__slug="demo").count() == 2
+    # Two HTTP examples and, the broker being reachable here, the queue demo.
+    assert Workflow.objects.filter(team__slug="demo").count() == 3
+    assert WorkflowVersion.objects.filter(team__slug="demo").count() == 3
     assert again["hooks"] == demo["hooks"]
     headers = {"Authorization": f"Bearer {again['appToken']}"}
     for amount, route, skipped in ((5000, "risk-team", {"format", "email"}), (20, "email", {"mask", "notify"})):
@@ -48,3 +58,41 @@ def test_demo_runs_end_to_end_and_loading_twice_changes_nothing(live_server_url:
     assert run.outputs["route"] == "risk-team"
     masked = NodeRun.objects.get(run=run, node_id="mask").outputs
     assert masked["email"] == "j***e@example.com" and masked["orderId"] == "W-1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_demo_writes_each_order_into_sqlite_and_publishes_a_notification(qcluster: Any, settings: Any) -> None:
+    """make run's queue demo: an order published to RabbitMQ starts a run (weftconsumers) that writes
+    the order into the team's SQLite table and publishes a notification to another queue."""
+    settings.WEFT_HTTP_ALLOW_NETWORKS = ["127.0.0.0/8"]
+    settings.WEFT_CONSUMER_RELOAD_SECONDS = 0.2
+    demo = demo_load()
+    assert demo["queue"] == {"orders": "weft_demo_orders", "notifications": "weft_demo_notifications",
+                             "workflow": demo["queue"]["workflow"]}
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+    channel = conn.channel()
+    channel.queue_purge("weft_demo_notifications")
+    process = ConsumerProcess(django_settings, name="demo-test")
+    thread = threading.Thread(target=process.serve, daemon=True)
+    thread.start()
+    try:
+        channel.basic_publish("", "weft_demo_orders", json.dumps({"orderId": "Q-77", "amount": 42.5}),
+                              pika.BasicProperties(message_id="demo-q-77"))
+        deadline = time.monotonic() + 60
+        run = None
+        while time.monotonic() < deadline:
+            run = Run.objects.filter(workflow_id=demo["queue"]["workflow"], trigger="queue").first()
+            if run is not None and run.status in ("succeeded", "failed"):
+                break
+            time.sleep(0.2)
+        assert run is not None and run.status == "succeeded", run and run.error
+        team = Team.objects.get(slug="demo")
+        with sqlite3.connect(Path(django_settings.WEFT_DB_SQLITE_DIR) / str(team.pk) / "demo-orders.db") as db:
+            assert db.execute("SELECT order_id, amount FROM orders WHERE order_id = 'Q-77'").fetchall() == [("Q-77", 42.5)]
+        _method, properties, body = channel.basic_get("weft_demo_notifications", auto_ack=True)
+        assert json.loads(body) == {"event": "order.saved", "orderId": "Q-77", "amount": 42.5}
+        assert properties.message_id == run.outputs["notification"]
+    finally:
+        process.stop_event.set()
+        thread.join(timeout=20)
+        conn.close()

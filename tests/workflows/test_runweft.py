@@ -46,11 +46,11 @@ def test_stopping_runweft_stops_daphne_and_the_cluster(sig: signal.Signals) -> N
         deadline = time.monotonic() + 30
         children: set[int] = set()
         grandchildren: set[int] = set()
-        while (len(children) < 2 or not grandchildren) and time.monotonic() < deadline:
+        while (len(children) < 3 or not grandchildren) and time.monotonic() < deadline:
             time.sleep(0.2)
             children = children_of(proc.pid)
             grandchildren = set().union(set(), *(children_of(c) for c in children if alive(c)))
-        assert len(children) == 2 and grandchildren, proc.log_tail()
+        assert len(children) == 3 and grandchildren, proc.log_tail()
         proc.send_signal(sig)
         assert proc.wait(20) == 0
         deadline = time.monotonic() + 15

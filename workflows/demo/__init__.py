@@ -1,20 +1,26 @@
 """The demo team: a user, a team, an app with published example workflows, and tokens.
 
 ``demo_load`` is idempotent: it creates what is missing and republishes nothing that exists.
+When a RabbitMQ broker answers at ``WEFT_DEMO_BROKER_URL`` (default the local one), it also loads
+"Order queue": a queue trigger on ``weft_demo_orders`` whose workflow writes each order into the
+team's SQLite database ``demo-orders.db`` and publishes a notification to ``weft_demo_notifications``
+(docs/queues.md, "The demo").
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pika
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import ALL_SCOPES, ApiToken, GlobalParameter, Membership, Team
-from accounts.services import team_create, token_create, user_get_or_create
+from accounts.models import ALL_SCOPES, ApiToken, Credential, GlobalParameter, Membership, Team
+from accounts.services import credential_create, team_create, token_create, user_get_or_create
 from workflows.models import App, Trigger, Workflow
 from workflows.services import app_create, workflow_create, workflow_publish
 from workflows.triggers import trigger_create
@@ -70,10 +76,52 @@ def demo_load(*, base_url: str | None = None) -> dict[str, Any]:
                 team=team, workflow=workflow, kind="webhook", name="Order webhook", signed=False
             )
             hooks[name] = f"/hooks/{trigger.key}"
+    queue_demo = _queue_demo_load(team=team, app=app, user=user)
     ApiToken.objects.filter(team=team, name__in=["demo", "demo-app"], revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     _, team_token = token_create(team=team, name="demo", scopes=list(ALL_SCOPES), created_by=user)
     _, app_token = token_create(team=team, name="demo-app", scopes=["run", "read"], app=app, created_by=user)
     return {"team": team.slug, "login": DEMO_EMAIL, "password": DEMO_PASSWORD, "token": team_token,
-            "appToken": app_token, "app": str(app.pk), "hooks": hooks}
+            "appToken": app_token, "app": str(app.pk), "hooks": hooks, "queue": queue_demo}
+
+
+DEMO_ORDERS_QUEUE = "weft_demo_orders"
+DEMO_NOTIFICATIONS_QUEUE = "weft_demo_notifications"
+
+
+def _broker_reachable(url: str) -> bool:
+    """Declare the demo's queues when the broker answers (the notification queue must exist for the
+    queue node's publish to be routable)."""
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(url + ("&" if "?" in url else "?") +
+                                                           "connection_attempts=1&socket_timeout=2"))
+    except Exception:
+        return False
+    try:
+        channel = conn.channel()
+        channel.queue_declare(DEMO_ORDERS_QUEUE, durable=True)
+        channel.queue_declare(DEMO_NOTIFICATIONS_QUEUE, durable=True)
+    finally:
+        conn.close()
+    return True
+
+
+def _queue_demo_load(*, team: Team, app: App, user: Any) -> dict[str, str] | None:
+    url = os.environ.get("WEFT_DEMO_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    if not _broker_reachable(url):
+        return None
+    for name, kind, secret in (("demo-broker", "broker", url), ("demo-orders-db", "database", "sqlite:///demo-orders.db")):
+        if not Credential.objects.filter(team=team, name=name).exists():
+            credential_create(team=team, name=name, kind=kind, secrets={"url": secret})
+    workflow = Workflow.objects.filter(app=app, name="Order queue").first()
+    if workflow is None:
+        workflow = workflow_create(team=team, app=app, name="Order queue", graph=_graph("order_queue.json"),
+                                   description="Fed by a RabbitMQ queue: writes each order into a SQLite table, "
+                                               "then publishes a notification to another queue.", created_by=user)
+    if workflow.active_version_id is None:
+        workflow_publish(team=team, workflow=workflow, published_by=user)
+    if not Trigger.objects.filter(team=team, workflow=workflow, kind="queue").exists():
+        trigger_create(team=team, workflow=workflow, kind="queue", name="Orders queue", credential="demo-broker",
+                       source=DEMO_ORDERS_QUEUE)
+    return {"orders": DEMO_ORDERS_QUEUE, "notifications": DEMO_NOTIFICATIONS_QUEUE, "workflow": str(workflow.pk)}

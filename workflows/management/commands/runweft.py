@@ -1,6 +1,7 @@
 """``manage.py runweft``: the embedded default in one process group.
 
-Loads the demo team, starts a django-q2 cluster (async runs, schedules, the reaper) and Daphne
+Loads the demo team, starts a django-q2 cluster (async runs, schedules, the reaper), the queue
+trigger consumer (``weftconsumers``) and Daphne
 (HTTP + websockets), prints the URL, the demo login and fresh tokens, and stops both on Ctrl-C
 or SIGTERM (what process managers send).
 """
@@ -40,6 +41,8 @@ class Command(BaseCommand):
         call_command("weftschedules")  # the cluster's periodic durable tick (reaper, schedules, batches)
         children = [
             subprocess.Popen([python, "manage.py", "qcluster"], env=env),
+            # Queue triggers' consumer (idle while there are none; docs/queues.md).
+            subprocess.Popen([python, "manage.py", "weftconsumers"], env=env),
             subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"], env=env),
         ]
         try:
@@ -61,6 +64,12 @@ class Command(BaseCommand):
                         f"  webhook of '{name}': curl -s -X POST {url.rstrip('/')}{hook} "
                         "-H 'Content-Type: application/json' -d '{\"orderId\": \"A7\", \"amount\": 2500}'"
                     )
+            if demo and demo.get("queue"):
+                self.stdout.write(
+                    f"  queue demo: publish an order to RabbitMQ queue '{demo['queue']['orders']}', e.g. "
+                    f"{python} -c \"import pika, json; c = pika.BlockingConnection(); c.channel().basic_publish('', "
+                    f"'{demo['queue']['orders']}', json.dumps({{'orderId': 'Q1', 'amount': 42}})); c.close()\"; "
+                    f"the notification arrives on '{demo['queue']['notifications']}'")
             self.stdout.write("Press Ctrl-C to stop.\n")
             self.stdout.flush()
             while all(child.poll() is None for child in children):
