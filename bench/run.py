@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import asyncq, engine, growth, persist, server
+from bench import asyncq, engine, growth, persist, queues, server
 from bench.common import ROOT, Config, Report, machine
 
 BENCHMARKS: dict[str, Callable[[Config, Report], None]] = {
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[Config, Report], None]] = {
     "growth": growth.run,
     "server": server.run,
     "async": asyncq.run,
+    "queues": queues.run,
 }
 DOC = ROOT / "docs" / "performance.md"
 
