@@ -33,6 +33,7 @@ from runs.models import NodeCallback, NodeRun, Run, RunEvent, RunStatus
 from runs.runtime import RunServices
 from runs.services import event_dict, run_finished_data
 from runs.versions import compiled_version
+from workflows.budgets import engine_limits
 from workflows.engine.ports import EngineEvent, NodeRecord, RunContext, RunOutcome
 from workflows.engine.scheduler import run_graph
 
@@ -290,6 +291,7 @@ def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claim
             run_id=key, inputs=run.inputs, business_time=run.business_time, tz=run.team.time_zone,
             params={**parameters_get(team=run.team), **(run.version.graph.get("params") or {})}, deadline=_epoch(run.deadline), stop=stop, host=host,
             services=services, can_park=run.mode == "async", token_secret=settings.SECRET_KEY.encode(),
+            limits=engine_limits(),
         )
         try:
             outcome = run_graph(compiled, ctx)

@@ -538,7 +538,7 @@ class _Checker:
         if expanded is None:
             return
         try:
-            expr = compile_expr(expanded)
+            expr = compile_expr(expanded, self.limits)
         except CelError as exc:
             self.err(pointer, str(exc))
             return
@@ -567,7 +567,7 @@ class _Checker:
         if expanded is None or scope is None or "{{" not in expanded:
             return
         try:
-            exprs = template_exprs(expanded)
+            exprs = template_exprs(expanded, self.limits)
         except CelError as exc:
             self.err(pointer, str(exc))
             return

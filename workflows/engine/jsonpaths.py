@@ -13,6 +13,12 @@ from functools import lru_cache
 from typing import Any
 
 import jsonpath
+from jsonpath.filter import RegexLiteral
+from jsonpath.function_extensions import ExpressionType, FilterFunction
+from jsonpath.token import TOKEN_RE_FLAGS
+
+from workflows.engine.limits import DEFAULT_LIMITS, Limits
+from workflows.engine.regexes import RegexError, RegexLimit, check_subject, regex_compile
 
 _AGGREGATE = re.compile(r"\.(sum|avg|min|max|count|first|last|unique)\(\)\s*$|\.join\((.*)\)\s*$")
 
@@ -20,9 +26,85 @@ _AGGREGATE = re.compile(r"\.(sum|avg|min|max|count|first|last|unique)\(\)\s*$|\.
 class JsonPathError(ValueError):
     """A JSONPath that does not compile or an aggregate that cannot apply."""
 
+    code = "expression_error"
+
+
+class JsonPathLimit(JsonPathError):
+    """A regular expression of a filter (or the text it matches) is past its budget."""
+
+    code = "limit_exceeded"
+
+
+# -- filters' regular expressions on RE2 ---------------------------------------------------------
+
+class _Pattern:
+    """A filter's ``=~ /pattern/`` literal: RE2, and the subject's size checked on every match."""
+
+    def __init__(self, compiled: Any, limits: Limits) -> None:
+        self.compiled, self.limits = compiled, limits
+        self.pattern = compiled.pattern
+
+    def fullmatch(self, text: str) -> Any:
+        check_subject(text, self.limits)
+        return self.compiled.fullmatch(text)
+
+
+class _Re2Function(FilterFunction):
+    """RFC 9535 ``match()`` (whole string) and ``search()`` on RE2; an invalid pattern matches nothing."""
+
+    arg_types = [ExpressionType.VALUE, ExpressionType.VALUE]
+    return_type = ExpressionType.LOGICAL
+
+    def __init__(self, limits: Limits, whole: bool) -> None:
+        self.limits, self.whole = limits, whole
+
+    def __call__(self, value: object, pattern: object) -> bool:
+        if not isinstance(value, str) or not isinstance(pattern, str):
+            return False
+        try:
+            compiled = regex_compile(pattern, self.limits)
+        except RegexLimit:
+            raise
+        except RegexError:
+            return False
+        check_subject(value, self.limits)
+        return bool(compiled.fullmatch(value) if self.whole else compiled.search(value))
+
+
+class _Parser(jsonpath.Parser):
+    def parse_regex(self, stream: Any) -> Any:
+        pattern = stream.current().value
+        flags = ""
+        if stream.peek().kind == TOKEN_RE_FLAGS:
+            stream.next()
+            flags = stream.next().value
+        try:
+            compiled = regex_compile(pattern, self.env.limits, flags)  # type: ignore[attr-defined]
+        except RegexError as exc:
+            raise jsonpath.JSONPathSyntaxError(str(exc), token=stream.current()) from None
+        return RegexLiteral(value=_Pattern(compiled, self.env.limits))  # type: ignore[attr-defined,arg-type]
+
+
+class _Environment(jsonpath.JSONPathEnvironment):
+    parser_class = _Parser
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        super().__init__()
+
+    def setup_function_extensions(self) -> None:
+        super().setup_function_extensions()
+        self.function_extensions["match"] = _Re2Function(self.limits, whole=True)
+        self.function_extensions["search"] = _Re2Function(self.limits, whole=False)
+
+
+@lru_cache(maxsize=8)
+def _environment(limits: Limits) -> _Environment:
+    return _Environment(limits)
+
 
 @lru_cache(maxsize=2048)
-def compile_path(text: str) -> tuple[Any, str | None, str | None]:
+def compile_path(text: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, str | None, str | None]:
     """(compiled path, aggregate name or None, join separator or None)."""
     aggregate = separator = None
     match = _AGGREGATE.search(text)
@@ -40,10 +122,22 @@ def compile_path(text: str) -> tuple[Any, str | None, str | None]:
             if not isinstance(separator, str):
                 raise JsonPathError(f"bad join separator {raw}")
     try:
-        path = jsonpath.compile(text)
+        path = _environment(limits).compile(text)
+    except RegexLimit as exc:
+        raise JsonPathLimit(f"JSONPath {text[:80]!r}: {exc}") from None
     except jsonpath.JSONPathError as exc:
         raise JsonPathError(f"invalid JSONPath {text!r}: {exc}") from exc
     return path, aggregate, separator
+
+
+def find_all(text: str, source: Any, limits: Limits = DEFAULT_LIMITS) -> list[Any]:
+    """Every match of a plain JSONPath (no aggregate). Raises JsonPathError (JsonPathLimit)."""
+    try:
+        return _environment(limits).compile(text).findall(source)
+    except RegexLimit as exc:
+        raise JsonPathLimit(f"JSONPath {text[:80]!r}: {exc}") from None
+    except jsonpath.JSONPathError as exc:
+        raise JsonPathError(f"invalid JSONPath {text!r}: {exc}") from exc
 
 
 def _numbers(values: list[Any], name: str) -> list[float]:
@@ -53,9 +147,12 @@ def _numbers(values: list[Any], name: str) -> list[float]:
     return values
 
 
-def evaluate_path(text: str, source: Any) -> Any:
-    path, aggregate, separator = compile_path(text)
-    values = path.findall(source)
+def evaluate_path(text: str, source: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
+    path, aggregate, separator = compile_path(text, limits)
+    try:
+        values = path.findall(source)
+    except RegexLimit as exc:
+        raise JsonPathLimit(f"JSONPath {text[:80]!r}: {exc}") from None
     if aggregate is None:
         if not values:
             return None

@@ -7,9 +7,14 @@ in ``RunContext.limits``. The defaults here are the contract's defaults, used by
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Limits", "DEFAULT_LIMITS"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "CpuBudget", "json_size_over"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +24,7 @@ class Limits:
     expression_bytes: int = 4096  # one {{ }} or bare CEL source, UTF-8
     expression_depth: int = 32  # brackets, member/index chain links and operator chains
     comprehension_depth: int = 2  # macros (map, filter, all, exists, exists_one) inside macros
+    comprehension_cost: int = 4_000_000  # items ** (nesting + 1) of the longest list a comprehension may see
     loop_items: int = 10_000
     output_bytes: int = 1_048_576  # one node's stored output (JSON)
     workflow_depth: int = 5  # sub-workflow runs inside sub-workflow runs
@@ -28,3 +34,52 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+class CpuBudget:
+    """Evaluation CPU time of one run (``Limits.run_cpu_seconds``): the scheduler thread's own time
+    (inline nodes, resolving configs, records) plus the thread time of every node execution on the
+    pool. Checked when a node finishes, so a node that crosses it fails ``limit_exceeded``; one
+    evaluation that never returns (native code holding the GIL) is the execution tier's CPU rlimit's
+    to stop."""
+
+    def __init__(self, seconds: float) -> None:
+        self.limit = seconds
+        self.start = time.thread_time()  # on the scheduler thread
+        self.pool = 0.0
+        self.lock = threading.Lock()
+
+    def timed(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Runs ``function`` on a pool thread, adding its thread time to the run's."""
+        started = time.thread_time()
+        try:
+            return function(*args)
+        finally:
+            spent = time.thread_time() - started
+            with self.lock:
+                self.pool += spent
+
+    def used(self) -> float:
+        """Seconds used so far; call on the scheduler thread."""
+        return time.thread_time() - self.start + self.pool
+
+    def exceeded(self) -> bool:
+        return self.limit > 0 and self.used() > self.limit
+
+    def message(self) -> str:
+        return (f"the run used {self.used():.1f} s of evaluation CPU time; the limit is {self.limit:g} s "
+                "(WEFT_MAX_RUN_CPU_SECONDS)")
+
+
+def json_size_over(value: Any, limit: int) -> int | None:
+    """The UTF-8 JSON size of ``value`` when it is larger than ``limit`` bytes, else None. Small
+    scalars are answered without serialising anything."""
+    if limit <= 0 or value is None or isinstance(value, bool | int | float):
+        return None
+    if isinstance(value, str) and len(value) * 4 + 2 <= limit:
+        return None
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if len(text) * 4 <= limit:
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else None

@@ -22,6 +22,7 @@ from workflows.engine.brokers import BrokerPolicy
 from workflows.engine.databases import DatabasePolicy
 from workflows.engine.errors import NodeError
 from workflows.engine.events import EngineEvent, EventType
+from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.outbound import OutboundPolicy
 
 __all__ = ["NodeStatus", "OutcomeStatus", "NODE_STATUSES", "TERMINAL_STATUSES", "EVENT_TYPES", "NodeRecord",
@@ -176,6 +177,7 @@ class RunContext:
     token_secret: bytes = b""
     clock: Clock = field(default_factory=Clock)
     started_at: datetime | None = None
+    limits: Limits = DEFAULT_LIMITS  # budgets checked while running (loop items, output size, CPU, regexes)
 
 
 @dataclass

@@ -34,8 +34,10 @@ from workflows.engine.events import (
     ParallelBranchStarted,
 )
 from workflows.engine.graph import CompiledGraph, CompiledNode, Topology, outputs_json_schema
+from workflows.engine.limits import CpuBudget, json_size_over
 from workflows.engine.macros import MacroError
 from workflows.engine.nodes.base import (
+    LimitExceeded,
     NodeContext,
     NodeError,
     NodeResult,
@@ -175,6 +177,11 @@ class _Loop:
         self.failed: dict[str, Any] | None = None
 
 
+def value_error(node: CompiledNode, exc: ValueError_) -> NodeError:
+    """A config value that failed to resolve, named by its place (``limit_exceeded`` past a budget)."""
+    return NodeError(f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}", code=exc.code)
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -182,7 +189,9 @@ def _utc(ts: float) -> datetime:
 class _Scheduler:
     def __init__(self, graph: CompiledGraph, ctx: RunContext) -> None:
         self.graph, self.ctx, self.clock = graph, ctx, ctx.clock
-        self.values = RunValues(ctx.params, ctx.business_time, ctx.tz, self.clock)
+        self.values = RunValues(ctx.params, ctx.business_time, ctx.tz, self.clock, ctx.limits)
+        self.limits = ctx.limits
+        self.budget = CpuBudget(ctx.limits.run_cpu_seconds)
         started = ctx.started_at or _utc(self.clock.now())
         self.run_scope = {
             "inputs": ctx.inputs,
@@ -195,7 +204,7 @@ class _Scheduler:
         self.records: list[NodeRecord] = []
         self.events: list[EngineEvent] = []
         self.ready: list[tuple[_Frame, str]] = []
-        self.done_q: queue.SimpleQueue[tuple[_Exec, int, Future[Any]]] = queue.SimpleQueue()
+        self.done_q: queue.SimpleQueue[tuple[_Exec, int, Future[Any], float]] = queue.SimpleQueue()
         self.inflight: dict[_Exec, int] = {}
         self.timers: list[tuple[float, int, _Exec]] = []
         self.timer_seq = 0
@@ -318,11 +327,16 @@ class _Scheduler:
             got = True
         return got
 
-    def collect(self, ex: _Exec, seq: int, fut: Future[Any]) -> None:
+    def collect(self, ex: _Exec, seq: int, fut: Future[Any], finished: float) -> None:
         if self.inflight.get(ex) != seq or ex.seq != seq:
             return
         del self.inflight[ex]
         ex.frame.running -= 1
+        if ex.attempt_deadline is not None and finished > ex.attempt_deadline:
+            # It finished past its timeout (e.g. native code that held the GIL, so the scheduler
+            # could not see the deadline pass): the result comes too late and is not used.
+            self.on_failure(ex, NodeTimeout(f"attempt {ex.attempt} timed out after {ex.node.timeout:g} s"))
+            return
         exc = fut.exception()
         self.handle(ex, fut.result() if exc is None else exc)
 
@@ -400,11 +414,16 @@ class _Scheduler:
 
     def attempt(self, ex: _Exec) -> None:
         node = ex.node
+        timed = node.timeout and not node.node_type.self_timed
+        began = self.clock.monotonic() if timed else 0.0
         try:
             ex.inputs = resolve_value(node.config, ex.scope, self.values, node.static_ids)
         except ValueError_ as exc:
-            self.on_failure(ex, NodeError(f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}",
-                                          code="expression_error"))
+            self.on_failure(ex, value_error(node, exc))
+            return
+        if timed and self.clock.monotonic() - began > node.timeout:
+            # resolving the config is part of the attempt (it cannot be interrupted: it is refused after)
+            self.on_failure(ex, NodeTimeout(f"attempt {ex.attempt} timed out after {node.timeout:g} s"))
             return
         ctx = self.node_context(ex)
         if node.inline:
@@ -422,10 +441,9 @@ class _Scheduler:
         seq = ex.seq
         self.inflight[ex] = seq
         ex.frame.running += 1
-        timed = node.timeout and not node.node_type.self_timed
-        ex.attempt_deadline = self.clock.monotonic() + node.timeout if timed else None
-        fut = self.pool.submit(node.node_type.run, ctx)
-        fut.add_done_callback(lambda f, ex=ex, seq=seq: self.done_q.put((ex, seq, f)))
+        ex.attempt_deadline = began + node.timeout if timed else None
+        fut = self.pool.submit(self.budget.timed, node.node_type.run, ctx)
+        fut.add_done_callback(lambda f, ex=ex, seq=seq: self.done_q.put((ex, seq, f, self.clock.monotonic())))
 
     def node_context(self, ex: _Exec, config: Any = None) -> NodeContext:
         node, scope = ex.node, ex.scope
@@ -449,15 +467,16 @@ class _Scheduler:
             try:
                 return resolve_value(value, scope, self.values, node.static_ids, list(path or []))
             except ValueError_ as exc:
-                raise NodeError(f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}",
-                                code="expression_error") from None
+                raise value_error(node, exc) from None
 
         def evaluate_expr(expr: str, names: Mapping[str, Any]) -> Any:
             try:
                 source = self.values.expand(expr)
                 value_scope = _Scope(self, ex.frame, node.id, scope.error, names) if names else scope
-                return evaluate(compile_expr(source), value_scope, self.clock)
-            except (CelError, MacroError, ParamError) as exc:
+                return evaluate(compile_expr(source, self.limits), value_scope, self.clock, self.limits)
+            except CelError as exc:
+                raise NodeError(str(exc), code=exc.code) from None
+            except (MacroError, ParamError) as exc:
                 raise NodeError(str(exc), code="expression_error") from None
 
         return NodeContext(
@@ -466,7 +485,7 @@ class _Scheduler:
             wait=self.make_wait(), emit=ex.events.append,
             services=self.ctx.services, state=ex.state, timeout=node.timeout, secrets=ex.secrets,
             upstream=ex.upstream, key=ex.key, title=node.title, clock=self.clock,
-            can_park=self.ctx.can_park)
+            can_park=self.ctx.can_park, limits=self.limits)
 
     def make_wait(self) -> Any:
         ctx, clock = self.ctx, self.clock
@@ -495,6 +514,10 @@ class _Scheduler:
         if ex.secrets:
             self.secrets.update(s for s in ex.secrets if s)
         if isinstance(result, NodeResult):
+            over = self.over_budget(ex, result)
+            if over is not None:
+                self.on_failure(ex, over)
+                return
             self.events.extend(ex.events)
             ex.events = []
             output = self.redact(result.output)
@@ -521,6 +544,20 @@ class _Scheduler:
             self.on_failure(ex, result)
         else:
             self.on_failure(ex, NodeError(f"{type(result).__name__}: {result}", code="internal_error"))
+
+    def over_budget(self, ex: _Exec, result: NodeResult) -> LimitExceeded | None:
+        """A result that would cross a budget: an output larger than ``output_bytes`` (the node fails
+        and nothing of it is stored: not in the record, not in events), or the run's CPU time."""
+        size = json_size_over(result.output, self.limits.output_bytes) if ex.node.node_type.output_budget else None
+        if size is not None:
+            if json_size_over(ex.inputs, self.limits.output_bytes) is not None:
+                ex.inputs = {"omitted": "larger than WEFT_NODE_MAX_OUTPUT_BYTES"}
+            return LimitExceeded(f"nodes.{ex.node.id}: the output is {size} bytes; the limit is "
+                                 f"{self.limits.output_bytes} (WEFT_NODE_MAX_OUTPUT_BYTES)",
+                                 detail={"bytes": size, "limit": self.limits.output_bytes})
+        if self.budget.exceeded():
+            return LimitExceeded(f"nodes.{ex.node.id}: {self.budget.message()}")
+        return None
 
     def finish_stopped(self, ex: _Exec) -> None:
         self.inflight.pop(ex, None)
@@ -642,12 +679,16 @@ class _Scheduler:
         try:
             items = resolve_value(config.get("items"), ex.scope, self.values, ex.node.static_ids, ["items"])
         except ValueError_ as exc:
-            self.on_failure(ex, NodeError(f"nodes.{ex.node.id}.config.{format_path(exc.path)}: {exc.message}",
-                                          code="expression_error"))
+            self.on_failure(ex, value_error(ex.node, exc))
             return
         if not isinstance(items, list):
             self.on_failure(ex, NodeError(f"nodes.{ex.node.id}.config.items: must be a list, got "
                                           f"{type(items).__name__}", code="expression_error"))
+            return
+        if len(items) > self.limits.loop_items:
+            self.on_failure(ex, LimitExceeded(f"nodes.{ex.node.id}.config.items: {len(items)} items; the limit is "
+                                              f"{self.limits.loop_items} (WEFT_MAX_LOOP_ITEMS)",
+                                              detail={"items": len(items), "limit": self.limits.loop_items}))
             return
         ex.inputs = {"items": items}
         self.record(ex, NodeStatus.RUNNING)

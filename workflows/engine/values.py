@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.macros import MacroError, expand_macros
 from workflows.engine.params import ParamError, builtin_params, substitute_params
 from workflows.engine.templates import CelError, render
@@ -23,10 +24,11 @@ __all__ = ["RunValues", "ValueError_", "resolve_value", "is_dynamic", "static_co
 class ValueError_(Exception):  # noqa: N801 - distinct from the builtin on purpose
     """Resolution of one field failed; ``path`` is the list of keys/indexes inside the value."""
 
-    def __init__(self, path: list[Any], message: str) -> None:
+    def __init__(self, path: list[Any], message: str, code: str = "expression_error") -> None:
         super().__init__(message)
         self.path = path
         self.message = message
+        self.code = code  # expression_error, or limit_exceeded past a budget
 
 
 def format_path(parts: list[Any] | tuple[Any, ...]) -> str:
@@ -44,8 +46,10 @@ def is_dynamic(text: str) -> bool:
 class RunValues:
     """Per-run parameters and business time. ``params`` for CEL have macros already expanded."""
 
-    def __init__(self, params: Mapping[str, Any], business_time: datetime, tz: str, clock: Any = None) -> None:
+    def __init__(self, params: Mapping[str, Any], business_time: datetime, tz: str, clock: Any = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.clock = clock  # what CEL's now() reads (a ports.Clock; None: the real time)
+        self.limits = limits  # expression and regex budgets
         self.local = business_time.astimezone(ZoneInfo(tz)) if tz else business_time
         self.params: dict[str, Any] = {**builtin_params(self.local), **params}
         self.cel_params: dict[str, Any] = {
@@ -64,7 +68,7 @@ class RunValues:
         if "${" in text or "$[" in text or "{{{" in text:
             text = self.expand(text)
         if "{{" in text:
-            return render(text, scope, self.clock)
+            return render(text, scope, self.clock, self.limits)
         return text
 
 
@@ -93,14 +97,15 @@ def resolve_value(value: Any, scope: Mapping[str, Any], run_values: RunValues,
     try:
         return _resolve(value, scope, run_values, static_ids)
     except _Failed as failed:
-        raise ValueError_([*(path or []), *reversed(failed.parts)], failed.message) from None
+        raise ValueError_([*(path or []), *reversed(failed.parts)], failed.message, failed.code) from None
 
 
 class _Failed(Exception):
     """A failure deep in a value; the path is collected on the way out (no path lists on success)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str = "expression_error") -> None:
         self.message = message
+        self.code = code
         self.parts: list[Any] = []
 
 
@@ -110,7 +115,9 @@ def _resolve(value: Any, scope: Mapping[str, Any], run_values: RunValues, static
             return value
         try:
             return run_values.resolve_string(value, scope)
-        except (CelError, MacroError, ParamError) as exc:
+        except CelError as exc:
+            raise _Failed(str(exc), exc.code) from None
+        except (MacroError, ParamError) as exc:
             raise _Failed(str(exc)) from None
     if isinstance(value, dict):
         if id(value) in static_ids:

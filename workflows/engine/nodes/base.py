@@ -28,6 +28,7 @@ from workflows.engine.errors import (
     RunStopped,
 )
 from workflows.engine.events import EngineEvent
+from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.ports import Clock, NullServices, Services
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class NodeContext:
     title: str = ""
     clock: Clock = field(default_factory=Clock)
     can_park: bool = False
+    limits: Limits = DEFAULT_LIMITS  # the run's budgets (regexes, JSONPath filters, ...)
 
     def now(self) -> float:
         """Epoch seconds on the run's clock."""
@@ -122,6 +124,8 @@ class NodeType:
     # ``retries``: the node's ``retry`` policy applies to the type (a container such as ``loop``
     # retries nothing itself: its body nodes have their own policies).
     retries: ClassVar[bool] = True
+    # ``output_budget``: the stored-output budget (``Limits.output_bytes``) applies to the output.
+    output_budget: ClassVar[bool] = True
 
     def expressions(self, config: Mapping[str, Any]) -> list[tuple[list[Any], str]]:
         """Bare CEL fields of ``config`` (not ``{{ }}``) as ``[(path inside config, source)]``, so

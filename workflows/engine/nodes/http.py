@@ -56,9 +56,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import jsonpath
-
-from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType, Park
+from workflows.engine.jsonpaths import JsonPathLimit, find_all
+from workflows.engine.nodes.base import LimitExceeded, NodeContext, NodeError, NodeResult, NodeType, Park
 from workflows.engine.outbound import OutboundPolicy, OutboundResponse, outbound_request
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -484,9 +483,11 @@ def _number(value: Any, name: str, default: float) -> float:
     return number
 
 
-def _jsonpath_first(path: str, data: Any) -> Any:
+def _jsonpath_first(ctx: NodeContext, path: str, data: Any) -> Any:
     try:
-        matches = jsonpath.findall(path, data)
+        matches = find_all(path, data, ctx.limits)
+    except JsonPathLimit as exc:
+        raise LimitExceeded(str(exc)) from None
     except Exception:
         raise NodeError(f"invalid JSONPath {path!r}", code="invalid_config") from None
     return matches[0] if matches else None
@@ -555,7 +556,7 @@ class HttpNode(NodeType):
 
         if mode == "poll":
             poll = config.get("poll") or {}
-            task_id = _jsonpath_first(str(poll.get("task_id") or "$.taskId"), output["body"])
+            task_id = _jsonpath_first(ctx, str(poll.get("task_id") or "$.taskId"), output["body"])
             if task_id is None or task_id == "":
                 raise NodeError(
                     f"the response has no task id at {poll.get('task_id') or '$.taskId'}",
@@ -605,7 +606,7 @@ class HttpNode(NodeType):
                     f"poll for task {task_id} answered HTTP {response.status}",
                     code="poll_failed",
                 )
-            status = _jsonpath_first(status_path, body)
+            status = _jsonpath_first(ctx, status_path, body)
             if _in_values(status, processing):
                 continue
             if _in_values(status, success):

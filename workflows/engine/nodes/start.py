@@ -12,6 +12,8 @@ class StartNode(NodeType):
     title: ClassVar[str] = "Start"
     config_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
     inline: ClassVar[bool] = True
+    # its output is the run's inputs, which the request-body budget (WEFT_MAX_BODY_BYTES) bounds
+    output_budget: ClassVar[bool] = False
 
     def run(self, ctx: NodeContext) -> NodeResult:
         return NodeResult(output=ctx.scope["inputs"])

@@ -58,10 +58,10 @@ class TransformNode(NodeType):
             if isinstance(value, str):
                 if is_jsonpath(value):
                     try:
-                        return evaluate_path(value, source)
+                        return evaluate_path(value, source, ctx.limits)
                     except JsonPathError as exc:
                         raise NodeError(f"nodes.{ctx.node_id}.config.{format_path(path)}: {exc}",
-                                        code="expression_error") from None
+                                        code=exc.code) from None
                 return ctx.resolve(value, path)
             if isinstance(value, dict):
                 return {k: walk(v, [*path, k]) for k, v in value.items()}
