@@ -387,6 +387,16 @@ def test_a_new_user_builds_tests_and_publishes_the_order_workflow(page: Any, sit
     expect(page.locator("#node-run-details")).to_contain_text("j***e@example.com")
     shot(page, "editor-test-run-1440.png", doc=True)
 
+    # Run this node: only notify runs again, on the last run's inputs and mask's output.
+    select(page, "notify")
+    before = len(Hook.received)
+    page.click("#run-node-btn")
+    expect(page.locator("#run-info")).to_contain_text("node notify only")
+    expect(page.locator("#run-status")).to_have_text("succeeded")
+    assert [r["path"] for r in Hook.received[before:]] == ["/notify"]
+    single = Run.objects.get(pk=page.locator("#run-link").get_attribute("href").strip("/").split("/")[-1])
+    assert single.draft is True and single.inputs["order_id"] == "A1"
+
     page.click("#publish-btn")
     expect(page.locator("#editor-notice")).to_contain_text("Published version 1")
     expect(page.locator("#active-version")).to_have_text("v1")
