@@ -25,6 +25,7 @@ from runs.models import RunMode, RunStatus
 from runs.representations import run_dict
 from runs.sse import EventStreamRenderer, RunFollower, sse_frame, sse_response, sse_stream
 from workflows.selectors import workflow_get
+from workflows.services import draft_snapshot
 
 
 def request_token(request: Request) -> ApiToken | None:
@@ -88,6 +89,7 @@ class RunOut(serializers.Serializer):
     elapsedTime = serializers.FloatField(allow_null=True)
     parentRunId = serializers.UUIDField(allow_null=True)
     replayOfId = serializers.UUIDField(allow_null=True)
+    draft = serializers.BooleanField(help_text="A test run of the saved draft")
     nodeRuns = NodeRunOut(many=True, required=False)
 
 
@@ -96,16 +98,19 @@ class RunStartIn(serializers.Serializer):
     params = serializers.DictField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=["blocking", "async"], default="blocking")
     user = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    draft = serializers.BooleanField(required=False, default=False,
+                                     help_text="Run the saved draft (validated as at publish) instead of the "
+                                               "active version: a test run, marked `draft` on the run.")
 
 
 RunAccepted = inline_serializer("RunAccepted", {"runId": serializers.UUIDField(), "status": serializers.CharField()})
 
 
 def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode: str, dialect: str,
-                           trigger: str = "api", user: str = "", claim: bool = False) -> Any:
+                           trigger: str = "api", user: str = "", claim: bool = False, version: Any = None) -> Any:
     return services.run_create(
         team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, dialect=dialect, trigger=trigger,
-        user=user, token=request_token(request), created_by=request_user(request), claim=claim,
+        user=user, token=request_token(request), created_by=request_user(request), claim=claim, version=version,
     )
 
 
@@ -130,7 +135,8 @@ class RunStartApi(APIView):
 
     @extend_schema(operation_id="runs_start", tags=["runs"], request=RunStartIn,
                    responses={200: RunOut, 202: RunAccepted},
-                   description="Start a run of the workflow's active version. `blocking` answers with the finished "
+                   description="Start a run of the workflow's active version (or, with `draft: true`, of its saved "
+                               "draft, validated as at publish). `blocking` answers with the finished "
                                "run; `async` answers 202 at once and a worker executes it.")
     def post(self, request: Request) -> Response:
         data = RunStartIn(data=request.data)
@@ -144,9 +150,12 @@ class RunStartApi(APIView):
             raise
         mode = data.validated_data["mode"]
         blocking = mode != "async"
+        # "draft": true runs a frozen snapshot of the saved draft, validated as at publish (400 with the errors).
+        version = (draft_snapshot(team=team, workflow=workflow, created_by=request_user(request))
+                   if data.validated_data["draft"] else None)
         run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["params"],
                                      mode=RunMode.BLOCKING if blocking else RunMode.ASYNC, dialect="native",
-                                     user=data.validated_data["user"], claim=blocking)
+                                     user=data.validated_data["user"], claim=blocking, version=version)
         if not blocking:
             run_enqueue(run.pk)
             return Response({"runId": str(run.pk), "status": run.status}, status=202)

@@ -39,6 +39,7 @@ def run_dict(run: Run, node_runs: list[NodeRun] | None = None) -> dict[str, Any]
         "deadline": iso(run.deadline), "elapsedTime": elapsed_seconds(run),
         "parentRunId": str(run.parent_run_id) if run.parent_run_id else None,
         "replayOfId": str(run.replay_of_id) if run.replay_of_id else None,
+        "draft": run.draft,
     }
     if node_runs is not None:
         data["nodeRuns"] = [node_run_dict(r) for r in node_runs]
