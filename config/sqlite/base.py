@@ -1,45 +1,40 @@
-"""Django's SQLite backend, with write transactions queued in order inside each process.
+"""Django's SQLite backend, with write transactions served first come, first served across processes.
 
 Every transaction here is ``BEGIN IMMEDIATE`` (settings), so concurrent writers wait for SQLite's
 write lock. SQLite's own wait (the busy handler behind ``timeout``) polls with growing sleeps of
 up to 100 ms, and whoever polls at the right moment wins: under load some writers lose again and
-again while others pass, and a request waits seconds. Daphne runs each request's sync code on its
-own thread, so with ten concurrent runs ten threads of one process contend this way.
+again while others pass, and a request waits seconds. Several web processes (one per core) and
+the workers all write to the same file, each with many threads.
 
-Here a process-wide lock is taken before ``BEGIN IMMEDIATE`` and released at commit, rollback or
-close, so the threads of one process wait on the lock and are woken as soon as it is free; SQLite's
-busy handler only arbitrates between processes (the web server and the workers). If the lock is
-not free within the SQLite timeout, the transaction goes on to SQLite as before (no new way to
-deadlock: the outcome is then the one SQLite's timeout gives).
+Here every write transaction first takes its place in the database's writer queue
+(``config.sqlite.writers``: a lock file next to the database, waits in the kernel, no polling) and
+gives it back at commit, rollback or close, so writers of every process and thread go in the order
+they asked; SQLite's busy handler is only reached when the writer before does not finish within
+the SQLite timeout. In-memory databases (no file) skip the queue.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-
 from django.db.backends.sqlite3 import base
 
-_write_lock = threading.Lock()
-
-
-def _fresh_lock_after_fork() -> None:
-    # django-q2 forks its workers; a lock some other thread held at that moment would stay held
-    # in the child for ever. Connections are not shared across a fork, so a new lock is right.
-    global _write_lock
-    _write_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+from config.sqlite.writers import Ticket, writer_queue
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _holds_write_lock = False
+    _write_ticket: Ticket | None = None
+
+    def _queue_path(self) -> str | None:
+        name = str(self.settings_dict.get("NAME") or "")
+        if not name or name == ":memory:" or name.startswith("file:") or "mode=memory" in name:
+            return None
+        return name
 
     def _start_transaction_under_autocommit(self) -> None:
-        if self.transaction_mode == "IMMEDIATE" and not self._holds_write_lock:
-            timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
-            self._holds_write_lock = _write_lock.acquire(timeout=timeout)
+        if self.transaction_mode == "IMMEDIATE" and self._write_ticket is None:
+            path = self._queue_path()
+            if path is not None:
+                timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
+                self._write_ticket = writer_queue(path).acquire(timeout)
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -47,9 +42,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def _release_write_lock(self) -> None:
-        if self._holds_write_lock:
-            self._holds_write_lock = False
-            _write_lock.release()
+        ticket, self._write_ticket = self._write_ticket, None
+        if ticket is not None:
+            ticket.release()
 
     def _commit(self) -> None:
         try:
