@@ -22,9 +22,11 @@ install: $(VENV)/.installed
 
 # The demo's HTTP nodes call endpoints the platform itself serves, so loopback is allowed here.
 # SECRET_KEY and WEFT_ENCRYPTION_KEY: generated once and kept in data/ unless set (WEFT_LOCAL_KEYS).
+# PORT and HOST say where to listen (a taken port stops it before anything starts); RESET_DEMO_TOKENS=1
+# issues new demo tokens (they are kept across restarts otherwise).
 run: install
 	WEFT_LOCAL_KEYS=1 $(PY) manage.py migrate --noinput -v0
-	WEFT_HTTP_ALLOW_NETWORKS=$${WEFT_HTTP_ALLOW_NETWORKS:-127.0.0.0/8} $(PY) manage.py runweft --host $(HOST) --port $(PORT)
+	WEFT_HTTP_ALLOW_NETWORKS=$${WEFT_HTTP_ALLOW_NETWORKS:-127.0.0.0/8} $(PY) manage.py runweft --host $(HOST) --port $(PORT) $(if $(RESET_DEMO_TOKENS),--reset-demo-tokens)
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download). An installed
 # /usr/bin/chromium is used as it is; otherwise apt-get waits up to 10 minutes for the dpkg lock
@@ -59,5 +61,7 @@ bench: install
 bench-smoke: install
 	$(PY) -m bench.run --quick --no-write
 
+# Also what the tests leave in data/: their logs, databases (and -wal/-shm/-writers/-cache files)
+# and demo token files.
 clean:
-	rm -rf $(VENV) data/*.sqlite3* weft.egg-info
+	rm -rf $(VENV) data/*.sqlite3* data/test_* data/demo-tokens-*.json weft.egg-info

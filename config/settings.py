@@ -239,6 +239,8 @@ Q_CLUSTER = {
 }
 
 # Platform limits and behaviour.
+# Daphne processes `manage.py runweft` starts on its one listening socket (0: one per core).
+WEFT_WEB_PROCESSES = env_int("WEFT_WEB_PROCESSES", 0)
 WEFT_BLOCKING_TIMEOUT = env_int("WEFT_BLOCKING_TIMEOUT", 300)
 WEFT_STREAMING_TIMEOUT = env_int("WEFT_STREAMING_TIMEOUT", 900)
 WEFT_ASYNC_TIMEOUT = env_int("WEFT_ASYNC_TIMEOUT", 86400)

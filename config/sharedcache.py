@@ -40,9 +40,9 @@ def default_location() -> str:
     """``<database file>-cache`` for a SQLite database, else ``<data dir>/cache.sqlite3``."""
     db = connections["default"].settings_dict
     name = str(db.get("NAME") or "")
-    if db.get("ENGINE", "").endswith("sqlite") or "sqlite3" in db.get("ENGINE", ""):
-        if name and name != ":memory:" and not name.startswith("file:"):
-            return f"{name}-cache"
+    sqlite = db.get("ENGINE", "").endswith("sqlite") or "sqlite3" in db.get("ENGINE", "")
+    if sqlite and name and name != ":memory:" and not name.startswith("file:"):
+        return f"{name}-cache"
     return str(settings.DATA_DIR / "cache.sqlite3")
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from django.db.backends.sqlite3 import base
 
+from config.sqlite.creation import DatabaseCreation
 from config.sqlite.writers import Ticket, writer_queue
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    creation_class = DatabaseCreation
     _write_ticket: Ticket | None = None
 
     def _queue_path(self) -> str | None:

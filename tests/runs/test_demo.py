@@ -14,10 +14,11 @@ import pika
 import pytest
 import requests
 from django.conf import settings as django_settings
+from django.utils import timezone
 
-from accounts.models import Team
+from accounts.models import ApiToken, Team
 from runs.models import NodeRun, Run
-from workflows.demo import demo_load
+from workflows.demo import demo_load, demo_tokens_path
 from workflows.models import Workflow, WorkflowVersion
 from workflows.queue_consumer import ConsumerProcess
 
@@ -96,3 +97,24 @@ def test_queue_demo_writes_each_order_into_sqlite_and_publishes_a_notification(q
         process.stop_event.set()
         thread.join(timeout=20)
         conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_tokens_stay_the_same_across_restarts_unless_reset() -> None:
+    demo_tokens_path().unlink(missing_ok=True)
+    first = demo_load(base_url="http://127.0.0.1:1")
+    again = demo_load(base_url="http://127.0.0.1:1")
+    assert (again["token"], again["appToken"]) == (first["token"], first["appToken"])
+    assert demo_tokens_path().stat().st_mode & 0o077 == 0  # the owner's only
+    live = ApiToken.objects.filter(team__slug="demo", revoked_at__isnull=True)
+    assert sorted(live.values_list("name", flat=True)) == ["demo", "demo-app"]
+    reset = demo_load(base_url="http://127.0.0.1:1", reset_tokens=True)
+    assert reset["token"] != first["token"] and reset["appToken"] != first["appToken"]
+    assert sorted(live.values_list("name", flat=True)) == ["demo", "demo-app"]  # the old ones revoked
+    # A kept token revoked elsewhere (or a damaged file) gives new tokens, not a dead one.
+    ApiToken.objects.filter(team__slug="demo", name="demo-app").update(revoked_at=timezone.now())
+    after = demo_load(base_url="http://127.0.0.1:1")
+    assert after["appToken"] != reset["appToken"] and after["token"] != reset["token"]
+    demo_tokens_path().write_text("{not json")
+    assert demo_load(base_url="http://127.0.0.1:1")["token"] != after["token"]
+    demo_tokens_path().unlink()

@@ -5,6 +5,10 @@ When a RabbitMQ broker answers at ``WEFT_DEMO_BROKER_URL`` (default the local on
 "Order queue": a queue trigger on ``weft_demo_orders`` whose workflow writes each order into the
 team's SQLite database ``demo-orders.db`` and publishes a notification to ``weft_demo_notifications``
 (docs/queues.md, "The demo").
+The demo tokens stay the same across restarts: their secrets are kept in the data dir
+(``demo-tokens-<database>.json``, readable by the owner only; the database only ever holds their hashes) and
+reused while they are valid, so a script or a Dify client configured with them keeps working.
+``reset_tokens=True`` (``manage.py runweft --reset-demo-tokens``) revokes them and issues new ones.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any
 
 import pika
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import ALL_SCOPES, ApiToken, Credential, GlobalParameter, Membership, Team
 from accounts.services import credential_create, team_create, token_create, user_get_or_create
+from accounts.tokens import token_matches, token_split
 from workflows.models import App, Trigger, Workflow
 from workflows.services import app_create, workflow_create, workflow_publish
 from workflows.triggers import trigger_create
@@ -42,10 +47,55 @@ def _graph(filename: str) -> dict[str, Any]:
     return json.loads((HERE / filename).read_text())
 
 
+def demo_tokens_path() -> Path:
+    """``<data dir>/demo-tokens-<database name>.json``: one file per database (the tests' own too)."""
+    return Path(settings.DATA_DIR) / f"demo-tokens-{Path(str(connection.settings_dict['NAME'])).stem}.json"
+
+
+def _kept_token(team: Team, name: str, raw: Any) -> ApiToken | None:
+    """The unrevoked, unexpired demo token ``name`` whose secret is ``raw``, if there is one."""
+    parts = token_split(raw) if isinstance(raw, str) else None
+    if parts is None:
+        return None
+    token = ApiToken.objects.filter(team=team, name=name, prefix=parts[0], revoked_at__isnull=True).first()
+    if token is None or not token_matches(parts[1], token.secret_hash):
+        return None
+    if token.expires_at is not None and token.expires_at <= timezone.now():
+        return None
+    return token
+
+
+def _demo_tokens(*, team: Team, app: App, user: Any, reset: bool) -> tuple[str, str]:
+    """The demo's team token and app token: the kept ones, or new ones (the old ones revoked)."""
+    path = demo_tokens_path()
+    try:
+        kept = json.loads(path.read_text()) if path.exists() and not reset else {}
+    except (OSError, ValueError):
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {}
+    team_token, app_token = kept.get("token"), kept.get("appToken")
+    if _kept_token(team, "demo", team_token) and (found := _kept_token(team, "demo-app", app_token)) \
+            and found.app_id == app.pk:
+        return team_token, app_token
+    ApiToken.objects.filter(team=team, name__in=["demo", "demo-app"], revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    _, team_token = token_create(team=team, name="demo", scopes=list(ALL_SCOPES), created_by=user)
+    _, app_token = token_create(team=team, name="demo-app", scopes=["run", "read"], app=app, created_by=user)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"token": team_token, "appToken": app_token}, out)
+    os.replace(tmp, path)
+    return team_token, app_token
+
+
 @transaction.atomic
-def demo_load(*, base_url: str | None = None) -> dict[str, Any]:
-    """Create the demo team, app and published workflows when missing; issue fresh demo tokens
-    (secrets are never stored, so a new token is made at every start and the previous revoked)."""
+def demo_load(*, base_url: str | None = None, reset_tokens: bool = False) -> dict[str, Any]:
+    """Create the demo team, app and published workflows when missing; the demo tokens are the
+    ones kept in the data dir while valid, else new ones (and the previous revoked)."""
     user, _ = user_get_or_create(email=DEMO_EMAIL)
     if not user.has_usable_password():
         user.set_password(DEMO_PASSWORD)
@@ -77,11 +127,7 @@ def demo_load(*, base_url: str | None = None) -> dict[str, Any]:
             )
             hooks[name] = f"/hooks/{trigger.key}"
     queue_demo = _queue_demo_load(team=team, app=app, user=user)
-    ApiToken.objects.filter(team=team, name__in=["demo", "demo-app"], revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
-    _, team_token = token_create(team=team, name="demo", scopes=list(ALL_SCOPES), created_by=user)
-    _, app_token = token_create(team=team, name="demo-app", scopes=["run", "read"], app=app, created_by=user)
+    team_token, app_token = _demo_tokens(team=team, app=app, user=user, reset=reset_tokens)
     return {"team": team.slug, "login": DEMO_EMAIL, "password": DEMO_PASSWORD, "token": team_token,
             "appToken": app_token, "app": str(app.pk), "hooks": hooks, "queue": queue_demo}
 
