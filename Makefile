@@ -10,7 +10,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint bench bench-smoke browser frontend frontend-check clean
+.PHONY: install run test lint bench bench-smoke bench-peer browser frontend frontend-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench: install
 
 bench-smoke: install
 	$(PY) -m bench.run --quick --no-write
+
+# Only the side-by-side with n8n (installed when missing), printed, nothing written.
+bench-peer: install
+	$(PY) -m bench.run --only peer --no-write
 
 # Also what the tests leave in data/: their logs, databases (and -wal/-shm/-writers/-cache files)
 # and demo token files.

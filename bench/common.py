@@ -60,6 +60,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profiles: dict[str, str] = field(default_factory=dict)
+    side_by_side: str = ""  # the n8n comparison table (bench.peer), shown first
 
     def add(self, section: str, name: str, value: str, goal: str = "", met: bool | None = None) -> None:
         self.rows.append(Row(section, name, value, goal, met))

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_quick_prints_a_table() -> None:
     proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--no-write"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=480)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| Section | Benchmark | Result | Goal |" in proc.stdout
     assert "benchmark failed" not in proc.stdout, proc.stdout

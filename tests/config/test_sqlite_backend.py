@@ -9,6 +9,7 @@ import os
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -123,11 +124,12 @@ def test_a_forked_child_does_not_keep_its_parents_place(team_a: Team) -> None:
 
 
 WRITER = """
-import sys, time
+import pathlib, sys, time
 from django.db import transaction
 from accounts.models import GlobalParameter
-team_id, tag, rounds, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-while time.time() < start_at:
+team_id, tag, rounds, barrier = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
+(barrier / tag).touch()  # ready; start once all three are (Django's start-up takes a while on a busy machine)
+while len(list(barrier.iterdir())) < 3:
     time.sleep(0.005)
 for j in range(rounds):
     with transaction.atomic():
@@ -137,12 +139,13 @@ for j in range(rounds):
 """
 
 
-def test_writers_of_several_processes_are_served_in_turn(team_a: Team) -> None:
+def test_writers_of_several_processes_are_served_in_turn(team_a: Team, tmp_path: Path) -> None:
     """Three processes write in a loop: in arrival order each waits for the other two, so while all
     three are writing none gets two turns in a row (SQLite's polling lets one win again and again)."""
     rounds = 40
-    start_at = time.time() + 4.0
-    procs = [python_process(f"import sys; sys.argv = ['w', {str(team_a.pk)!r}, {tag!r}, '{rounds}', '{start_at}']\n"
+    barrier = tmp_path / "ready"
+    barrier.mkdir()
+    procs = [python_process(f"import sys; sys.argv = ['w', {str(team_a.pk)!r}, {tag!r}, '{rounds}', {str(barrier)!r}]\n"
                             + WRITER) for tag in ("x", "y", "z")]
     try:
         for proc in procs:
