@@ -191,7 +191,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["config.fastjson.FastJSONRenderer"],  # orjson
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     # Requests per minute per token and per team (runs.limits; WEFT_*RATE_LIMIT_PER_MINUTE, 0 = off).
@@ -253,8 +253,12 @@ WEFT_STALE_SECONDS = env_int("WEFT_STALE_SECONDS", 120)
 WEFT_BATCH_CONCURRENCY = env_int("WEFT_BATCH_CONCURRENCY", 8)
 WEFT_CALLBACK_ATTEMPTS = env_int("WEFT_CALLBACK_ATTEMPTS", 8)
 WEFT_CALLBACK_BACKOFF = env_int("WEFT_CALLBACK_BACKOFF", 5)
-WEFT_RATE_LIMIT_PER_MINUTE = env_int("WEFT_RATE_LIMIT_PER_MINUTE", 600)
-WEFT_TEAM_RATE_LIMIT_PER_MINUTE = env_int("WEFT_TEAM_RATE_LIMIT_PER_MINUTE", 3000)
+# Requests per minute per token and per team. A production integration is often one token calling
+# as fast as the platform answers (a Dify or n8n client, a queue consumer), so the defaults sit
+# above what one machine serves (1,000/s per token): they stop a runaway client on a large
+# deployment, and the concurrent-run limits below protect the server itself.
+WEFT_RATE_LIMIT_PER_MINUTE = env_int("WEFT_RATE_LIMIT_PER_MINUTE", 60_000)
+WEFT_TEAM_RATE_LIMIT_PER_MINUTE = env_int("WEFT_TEAM_RATE_LIMIT_PER_MINUTE", 120_000)
 WEFT_MAX_CONCURRENT_RUNS = env_int("WEFT_MAX_CONCURRENT_RUNS", 50)
 WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN = env_int("WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN", 20)
 WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))

@@ -11,7 +11,6 @@ from typing import Any
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +18,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken
 from accounts.permissions import request_app_id, request_team
 from config.errors import InvalidInput, NotFound
+from config.fastjson import FastJSONRenderer
 from runs import selectors, services
 from runs.executor import run_execute
 from runs.models import RunMode, RunStatus
@@ -273,7 +273,7 @@ def last_event_id(request: Request) -> int:
 class RunEventsApi(APIView):
     required_scopes = "read"
     app_tokens = True
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    renderer_classes = [FastJSONRenderer, EventStreamRenderer]
 
     @extend_schema(
         operation_id="runs_events", tags=["runs"],

@@ -3,8 +3,8 @@
 - ``TokenRateThrottle`` and ``TeamRateThrottle`` are DRF throttles (``REST_FRAMEWORK
   ["DEFAULT_THROTTLE_CLASSES"]``), so every API view counts; a view opts out with
   ``throttle_classes = []``. Each is a fixed one-minute window counted with atomic cache operations
-  (``cache.add`` then ``cache.incr``: one round trip each on Redis when ``REDIS_URL`` is set, a
-  locked increment in the local-memory cache otherwise), so N+k concurrent requests over a limit of
+  (``cache.incr``, and ``cache.add`` for a window's first request: one round trip on Redis when
+  ``REDIS_URL`` is set, one statement in the shared cache file otherwise, config.sharedcache), so N+k concurrent requests over a limit of
   N get exactly k refusals. A refusal is DRF's ``Throttled`` (429 with ``Retry-After`` = seconds
   to the next window), rendered by the view's own error handler (problem+json, or Dify's body).
   Limits: ``WEFT_RATE_LIMIT_PER_MINUTE`` (token) and ``WEFT_TEAM_RATE_LIMIT_PER_MINUTE`` (team),
@@ -40,12 +40,14 @@ def window_count(key: str, *, now: float | None = None) -> tuple[int, int]:
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
     cache_key = f"weft:rate:{key}:{window}"
-    cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 5)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr (a window boundary): start it again
-        cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 5)
-        count = cache.incr(cache_key)
+    for _ in range(3):  # one write once the window exists; its first request adds it (one wins a race)
+        try:
+            count = cache.incr(cache_key)
+            break
+        except ValueError:
+            cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 5)
+    else:
+        raise RuntimeError(f"rate window {cache_key} could not be counted")
     left = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
     return count, left
 

@@ -19,7 +19,6 @@ keeps executing on its own thread and every event stays in its log.
 
 from __future__ import annotations
 
-import json
 import queue
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -30,6 +29,7 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
+from config.fastjson import dumps, dumps_str
 from runs.live import listener_add, listener_remove
 from runs.models import RunEvent
 from runs.services import event_dict
@@ -50,7 +50,7 @@ class EventStreamRenderer(BaseRenderer):
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
         if data is None:
             return b""
-        return json.dumps(data, ensure_ascii=False).encode()
+        return dumps(data)
 
 
 def sse_frame(data: Any = None, *, event: str | None = None, id: Any = None, comment: str | None = None) -> bytes:
@@ -63,7 +63,7 @@ def sse_frame(data: Any = None, *, event: str | None = None, id: Any = None, com
     if event is not None:
         lines.append(f"event: {event}")
     if data is not None:
-        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = data if isinstance(data, str) else dumps_str(data)
         lines.extend(f"data: {line}" for line in text.split("\n"))
     return ("\n".join(lines) + "\n\n").encode()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -19,6 +18,7 @@ from accounts.authentication import ApiTokenAuthentication
 from accounts.models import ApiToken
 from accounts.permissions import request_team
 from config.errors import AppUnavailable, NotFound
+from config.fastjson import FastJSONRenderer
 from runs import services
 from runs.apis import request_token, request_user
 from runs.executor import run_execute_in_thread
@@ -34,7 +34,7 @@ class DialectView(APIView):
     """Token-only (these APIs are for programs, like Dify's and Coze's); SSE clients accepted."""
 
     authentication_classes = [ApiTokenAuthentication]
-    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    renderer_classes = [FastJSONRenderer, EventStreamRenderer]
     app_tokens = True  # every lookup below is narrowed to an app-bound token's app
     required_scopes: Any = "run"
 
