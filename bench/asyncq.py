@@ -103,8 +103,8 @@ def _park(fx: dict[str, Any], total: int, real: int) -> dict[str, Any]:
     return {"per_park_ms": per_park_ms, "waiting": Run.objects.filter(status="waiting").count()}
 
 
-def async_worker(n: int, repeats: int, parked: int, parked_real: int) -> dict[str, Any]:
-    """Django side: throughput of a 2-worker cluster, then again with ``parked`` runs parked."""
+def async_worker(n: int, repeats: int, parked: int, parked_real: int, workers: int = 2) -> dict[str, Any]:
+    """Django side: throughput of a cluster of ``workers``, then again with ``parked`` runs parked."""
     import os
 
     from django.db import connection
@@ -117,7 +117,7 @@ def async_worker(n: int, repeats: int, parked: int, parked_real: int) -> dict[st
     log_path = os.path.join(os.environ["WEFT_DATA_DIR"], "qcluster.log")
     log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
     cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
-                               env={**os.environ, "WEFT_Q_WORKERS": "2"}, stdout=log, stderr=subprocess.STDOUT)
+                               env={**os.environ, "WEFT_Q_WORKERS": str(workers)}, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
             _submit_and_wait(fx, 4, timeout=60)  # the cluster is up and warm

@@ -203,14 +203,15 @@ def n8n_server() -> Iterator[str]:
 
 # -- Weft ------------------------------------------------------------------------------------------
 @contextmanager
-def weft_server(env: dict[str, str]) -> Iterator[str]:
+def weft_server(env: dict[str, str], web_processes: int | None = None) -> Iterator[str]:
     """``manage.py runweft`` as shipped (every core, the cluster), on a free port; yields its base URL."""
     port = _free_port()
+    extra = [] if web_processes is None else ["--web-processes", str(web_processes)]
     base = f"http://127.0.0.1:{port}"
     log = Path(env["WEFT_DATA_DIR"]) / "runweft.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "manage.py", "runweft", "--no-demo", "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT, env={**env, "WEFT_PUBLIC_URL": base},
+                                 "--port", str(port), *extra], cwd=ROOT, env={**env, "WEFT_PUBLIC_URL": base},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_http(f"{base}/api/schema/", proc, 120, log)
@@ -329,6 +330,7 @@ def run(cfg: Config, report: Report) -> None:
                f"{fmt(stream['p50'], 'ms', 2)} / {fmt(stream['p99'], 'ms', 2)} ({stream['n']} streams, "
                f"{stream['errors']} errors)", f"p99 < {STREAM_GOAL_MS:g} ms",
                stream["p99"] < STREAM_GOAL_MS and stream["errors"] == 0)
+    profile(cfg, report)
 
 
 @contextmanager
@@ -362,3 +364,54 @@ def side_by_side_table(results: dict[str, dict[int, dict[str, float]]], stream: 
     lines.append(f"| streaming, 8 concurrent: first event | p50 {fmt(stream['p50'], 'ms', 2)}, p99 "
                  f"{fmt(stream['p99'], 'ms', 2)} | | | p99 < {STREAM_GOAL_MS:g} ms | {'met' if met else '**missed**'} |")
     return "\n".join(lines)
+
+
+def profile_worker(runs: int) -> dict[str, Any]:
+    """Django side: ``runs`` Dify blocking runs of the peer workflow through Django's test client
+    (the whole request path in this process: middleware, auth, throttles, the run, the response),
+    profiled with pyinstrument; also the SQL statements of one warm run."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from pyinstrument import Profiler
+
+    from bench.fixtures import team_with_workflow
+
+    fx = team_with_workflow(graph(), name="Profile")
+    client = Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {fx['app_token']}"}
+    body = json.dumps(BODY_WEFT)
+
+    def one() -> None:
+        response = client.post("/v1/workflows/run", body, content_type="application/json", **headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"run answered {response.status_code}: {response.content[:200]!r}")
+
+    for _ in range(20):
+        one()
+    connection.queries_log.clear()  # each request resets the log at its start (request_started)
+    with CaptureQueriesContext(connection) as queries:
+        one()
+    profiler = Profiler(interval=0.0005)
+    started = time.perf_counter()
+    profiler.start()
+    for _ in range(runs):
+        one()
+    profiler.stop()
+    per_run_ms = (time.perf_counter() - started) / runs * 1e3
+    text = profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False, timeline=False)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return {"per_run_ms": per_run_ms, "statements": [q["sql"][:110] for q in queries.captured_queries],
+            "profile": "\n".join(lines[:70])}
+
+
+def profile(cfg: Config, report: Report) -> None:
+    runs = cfg.pick(300, 10)
+    with site("sqlite") as s:
+        env = {k: v for k, v in s.env.items() if not k.endswith("RATE_LIMIT_PER_MINUTE")}
+        r = django_json("bench.djside", ["peer.profile_worker", json.dumps({"runs": runs})], env)
+    report.add(SECTION, "one Dify blocking run in process (Django test client, profiled): wall time",
+               fmt(r["per_run_ms"], "ms", 2))
+    report.add(SECTION, "SQL statements of one warm run", str(len(r["statements"])))
+    report.profiles[f"Hot path: {runs} Dify blocking runs in process (pyinstrument, wall time)"] = r["profile"]
+    report.profiles["Hot path: the SQL statements of one warm Dify blocking run"] = "\n".join(r["statements"])

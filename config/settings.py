@@ -239,6 +239,8 @@ Q_CLUSTER = {
 }
 
 # Platform limits and behaviour.
+# Resolved tokens and app entry workflows cached per web process (config.stamp; 0: no cache).
+WEFT_AUTH_CACHE_SIZE = env_int("WEFT_AUTH_CACHE_SIZE", 1024)
 # Daphne processes `manage.py runweft` starts on its one listening socket (0: one per core).
 WEFT_WEB_PROCESSES = env_int("WEFT_WEB_PROCESSES", 0)
 WEFT_BLOCKING_TIMEOUT = env_int("WEFT_BLOCKING_TIMEOUT", 300)

@@ -167,9 +167,9 @@ class RunHost:
                 RunEvent.objects.bulk_create(event_rows)
         self.seq += len(events)
         self.steps = fields["total_steps"]
-        if event_rows:
-            published = [event_dict(e) for e in event_rows]
-            events_publish(run_id=self.run.pk, team_id=self.run.team_id, events=published, status=status_change)
+        if event_rows:  # the payloads are built only if someone reads them (runs.live)
+            events_publish(run_id=self.run.pk, team_id=self.run.team_id,
+                           events=lambda: [event_dict(e) for e in event_rows], status=status_change)
 
 
 class Heartbeats:

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -104,13 +105,28 @@ def loop_note(loop: asyncio.AbstractEventLoop) -> None:
     _publisher.server_loop = loop
 
 
-def events_publish(*, run_id: Any, team_id: Any, events: list[dict[str, Any]], status: str | None = None) -> None:
-    """Deliver committed events to in-process listeners and the channel layer; never blocks."""
+def _readers(group: str) -> bool:
+    """Whether anyone may read a message sent to ``group`` (always, on a layer shared by processes)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    if isinstance(layer, InMemoryChannelLayer):
+        return bool(layer.groups.get(group))
+    return True
+
+
+def events_publish(*, run_id: Any, team_id: Any, events: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
+                   status: str | None = None) -> None:
+    """Deliver committed events to in-process listeners and the channel layer; never blocks.
+    ``events`` may be a function building them: it is called only when someone reads them."""
     with _lock:
         targets = list(_listeners.get(str(run_id), ()))
-    for q in targets:
-        for event in events:
-            q.put(event)
-    _publisher.send(run_group(run_id), {"type": "run.events", "events": events})
+    group = run_group(run_id)
+    if targets or _readers(group):
+        built = events() if callable(events) else events
+        for q in targets:
+            for event in built:
+                q.put(event)
+        _publisher.send(group, {"type": "run.events", "events": built})
     if status is not None:
         _publisher.send(team_group(team_id), {"type": "run.status", "run_id": str(run_id), "status": status})

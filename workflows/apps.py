@@ -1,8 +1,15 @@
 """Django app config for workflows."""
 
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class WorkflowsConfig(AppConfig):
     name = "workflows"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from config.stamp import stamp_install
+
+        # After every migrate (its tables exist by then): the resolution stamp's table and triggers.
+        post_migrate.connect(stamp_install, sender=self, dispatch_uid="weft-stamp-install")

@@ -8,6 +8,7 @@ endpoints that run or describe "the app" answer ``app_unavailable`` (see docs/ap
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from accounts.models import ApiToken
 from accounts.permissions import request_team
 from config.errors import AppUnavailable, NotFound
 from config.fastjson import FastJSONRenderer
+from config.stamp import StampedCache
 from runs import services
 from runs.apis import request_token, request_user
 from runs.executor import run_execute_in_thread
@@ -54,10 +56,18 @@ def app_required(request: Request) -> App:
     return app
 
 
+# Entry workflows (with their published version) per process, valid while the resolution stamp
+# holds (config.stamp: publishing, or any change to the app or workflow, moves it).
+_entries: StampedCache[Workflow] = StampedCache()
+
+
 def app_entry_workflow(app: App) -> Workflow:
     """The app's entry workflow with a published active version; ``AppUnavailable`` otherwise."""
-    workflow = (Workflow.objects.select_related("app", "active_version").filter(pk=app.entry_workflow_id, team_id=app.team_id)
-                .first() if app.entry_workflow_id else None)
+    workflow = _entries.get_or_load(
+        (app.pk, app.team_id, app.entry_workflow_id),
+        lambda: Workflow.objects.select_related("app", "active_version").filter(
+            pk=app.entry_workflow_id, team_id=app.team_id).first() if app.entry_workflow_id else None)
+    workflow = copy.copy(workflow) if workflow is not None else None
     if workflow is None:
         raise AppUnavailable("The app has no entry workflow.")
     if workflow.active_version_id is None:

@@ -54,8 +54,8 @@ def test_stopping_runweft_stops_every_daphne_and_the_cluster(sig: signal.Signals
     proc = start([sys.executable, "manage.py", "runweft", "--host", "127.0.0.1", "--port", str(port), "--no-demo",
                   "--web-processes", "2"], name="runweft", new_session=True, WEFT_LOG_LEVEL="ERROR", WEFT_Q_LOG_LEVEL="ERROR")
     try:
-        wait_for_port(port, proc)
-        assert requests.get(f"http://127.0.0.1:{port}/api/schema/", timeout=10).status_code == 200
+        wait_running(proc, port)
+        assert requests.get(f"http://127.0.0.1:{port}/api/schema/", timeout=30).status_code == 200
         # Daphne and the cluster, and the cluster's own processes (it forks them once it is up).
         deadline = time.monotonic() + 30
         children: set[int] = set()
@@ -74,6 +74,17 @@ def test_stopping_runweft_stops_every_daphne_and_the_cluster(sig: signal.Signals
     finally:
         if proc.poll() is None:
             stop(proc, kill=True)
+
+
+def wait_running(proc: Any, port: int) -> None:
+    """Until runweft says it is running: the socket is bound before the web processes are up, and
+    runweft prints its banner once they answer."""
+    wait_for_port(port, proc)
+    deadline = time.monotonic() + 120
+    while "Weft is running" not in proc.log_tail(20000) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.log_tail()
+        time.sleep(0.2)
+    assert "Weft is running" in proc.log_tail(20000), proc.log_tail()
 
 
 def serving_pid(client: socket.socket, server_port: int, pids: set[int]) -> int | None:
@@ -130,7 +141,7 @@ def test_web_processes_share_the_socket_and_follow_runs_executed_elsewhere(team_
                   "--web-processes", "2"], name="runweft", new_session=True, WEFT_LOG_LEVEL="ERROR",
                  WEFT_Q_LOG_LEVEL="ERROR", WEFT_TICK_SECONDS="1")
     try:
-        wait_for_port(port, proc)
+        wait_running(proc, port)
         deadline = time.monotonic() + 30
         web: set[int] = set()
         while len(web) < 2 and time.monotonic() < deadline:

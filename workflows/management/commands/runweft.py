@@ -17,6 +17,7 @@ so a socket served by one process follows a run executed by another) are what th
 from __future__ import annotations
 
 import errno
+import http.client
 import os
 import signal
 import socket
@@ -105,6 +106,7 @@ class Command(BaseCommand):
                 children.append(subprocess.Popen(
                     [python, "-m", "daphne", "--fd", str(sock.fileno()), "config.asgi:application"],
                     env=env, pass_fds=(sock.fileno(),)))
+            _wait_ready(host, port, children)
             url = f"{base}/"
             self.stdout.write(self.style.SUCCESS(f"\nWeft is running at {url} ({processes} web process"
                                                  f"{'es' if processes != 1 else ''}, one per core unless WEFT_WEB_PROCESSES)"))
@@ -152,6 +154,21 @@ class Command(BaseCommand):
                     child.wait()
         if failed:
             raise CommandError("stopped because a child process exited", returncode=1)
+
+
+def _wait_ready(host: str, port: int, children: list[subprocess.Popen[bytes]], timeout: float = 120.0) -> None:
+    """Until the web processes answer HTTP (the socket accepts from the start; requests wait in its backlog)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(child.poll() is None for child in children):
+        conn = http.client.HTTPConnection(host if host not in ("0.0.0.0", "::") else "127.0.0.1", port, timeout=2)
+        try:
+            conn.request("GET", "/api/v1/")
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            conn.close()
 
 
 def _interrupt(signum: int, frame: Any) -> None:
