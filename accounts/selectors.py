@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from accounts.crypto import secret_decrypt
 from accounts.models import ApiToken, Credential, GlobalParameter, Membership, Team
 from config.errors import NotFound
+from config.stamp import StampedCache
 
 
 def row_get(qs: QuerySet, what: str, **lookup: Any) -> Any:
@@ -51,8 +52,16 @@ def credential_secret(*, team: Team, name: str) -> dict[str, str]:
     return {"kind": credential.kind, **secret_decrypt(credential.secret_encrypted)}
 
 
+# Team parameters per process, valid while the resolution stamp holds (config.stamp: any change
+# to a team's parameters moves it): every run reads them.
+_parameters: StampedCache[dict[str, str]] = StampedCache()
+
+
 def parameters_get(*, team: Team) -> dict[str, str]:
-    return dict(GlobalParameter.objects.filter(team=team).order_by("name").values_list("name", "value"))
+    """The team's global parameters, ``{name: value}`` in name order (a copy the caller may change)."""
+    found = _parameters.get_or_load(str(team.pk), lambda: dict(
+        GlobalParameter.objects.filter(team=team).order_by("name").values_list("name", "value")))
+    return dict(found or {})
 
 
 def member_list(*, team: Team) -> QuerySet[Membership]:

@@ -5,7 +5,7 @@ entry workflow takes a few ORM queries per request. Each web process caches them
 and checks one number per request: ``weft_stamp.value``, which the database itself increments in
 the transaction of every change that could alter a resolution, through triggers on the tables
 involved (a token revoked, expired, rescoped or deleted; a membership's role changed or removed; a
-team, app, workflow's published version or a version changed or deleted). So a revoked token is
+team, a team parameter, an app, a workflow's published version or a version changed or deleted). So a revoked token is
 refused by the next request in every process, whoever revoked it and however (a service, a bulk
 update, the shell, another process): the stamp moved in the same commit.
 
@@ -32,6 +32,7 @@ WATCHED: list[tuple[str, list[str] | None]] = [
                            "prefix"]),
     ("accounts_membership", None),
     ("accounts_team", None),
+    ("accounts_globalparameter", None),
     ("workflows_app", None),
     ("workflows_workflow", ["active_version_id", "app_id", "team_id"]),
     ("workflows_workflowversion", None),

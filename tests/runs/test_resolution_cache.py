@@ -13,8 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import ApiToken, Team
-from accounts.services import token_create, token_revoke
+from accounts.models import ApiToken, GlobalParameter, Team
+from accounts.selectors import parameters_get
+from accounts.services import parameters_replace, token_create, token_revoke
 from tests.conftest import published_make
 from tests.runs.conftest import RunEnv, run_env_make
 from tests.support.processes import daphne
@@ -81,3 +82,15 @@ def test_a_token_of_another_team_is_never_served_from_the_cache(env: RunEnv, tea
     for _ in range(2):
         assert client.get(f"/api/v1/workflows/{env.workflow.pk}").status_code == 404
         assert client.get(f"/api/v1/workflows/{other.pk}").status_code == 200
+
+
+def test_team_parameters_are_cached_until_they_change(env: RunEnv) -> None:
+    parameters_replace(team=env.team, values={"region": "eu"})
+    assert parameters_get(team=env.team) == {"region": "eu"}
+    with CaptureQueriesContext(connection) as queries:
+        assert parameters_get(team=env.team) == {"region": "eu"}
+    assert not [q for q in queries.captured_queries if "globalparameter" in q["sql"]]
+    GlobalParameter.objects.filter(team=env.team).update(value="us")  # behind the services' back
+    assert parameters_get(team=env.team) == {"region": "us"}
+    parameters_get(team=env.team)["region"] = "changed by a caller"
+    assert parameters_get(team=env.team) == {"region": "us"}
