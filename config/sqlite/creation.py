@@ -21,4 +21,4 @@ class DatabaseCreation(creation.DatabaseCreation):
                 with contextlib.suppress(OSError):
                     os.remove(f"{test_database_name}{suffix}")
             with contextlib.suppress(OSError):
-                (Path(settings.DATA_DIR) / f"demo-tokens-{Path(test_database_name).stem}.json").unlink()
+                (Path(settings.DATA_DIR) / f"demo-tokens-{Path(test_database_name).name}.json").unlink()

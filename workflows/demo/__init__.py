@@ -49,7 +49,7 @@ def _graph(filename: str) -> dict[str, Any]:
 
 def demo_tokens_path() -> Path:
     """``<data dir>/demo-tokens-<database name>.json``: one file per database (the tests' own too)."""
-    return Path(settings.DATA_DIR) / f"demo-tokens-{Path(str(connection.settings_dict['NAME'])).stem}.json"
+    return Path(settings.DATA_DIR) / f"demo-tokens-{Path(str(connection.settings_dict['NAME'])).name}.json"
 
 
 def _kept_token(team: Team, name: str, raw: Any) -> ApiToken | None:
