@@ -44,6 +44,7 @@ from accounts.services import (
     token_revoke,
 )
 from config.errors import InvalidInput, NotFound
+from workflows.selectors import app_get
 
 READ_MANAGE = {"GET": "read", "POST": "manage", "PATCH": "manage", "PUT": "manage", "DELETE": "manage"}
 READ_ADMIN = {"GET": "read", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
@@ -109,8 +110,6 @@ class TokenListApi(APIView):
                    description="Scopes above the creator's own (a member's role, or the calling token's scopes) "
                                "are a 403 naming /scopes; `admin` is granted only by owners and admins.")
     def post(self, request: Request) -> Response:
-        from workflows.selectors import app_get
-
         team = request_team(request)
         data = input_validate(self.InputSerializer, request.data)
         app = None

@@ -28,9 +28,9 @@ def _submit_and_wait(fx: dict[str, Any], n: int, timeout: float = 300) -> float:
     """Runs/s for ``n`` async runs submitted at once, until all are final."""
     from django.db import transaction
 
-    from runs.apis import run_enqueue
     from runs.models import Run
     from runs.services import run_create
+    from runs.taskqueue import run_enqueue
 
     start = time.perf_counter()
     ids = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -19,9 +18,10 @@ from accounts.models import ApiToken
 from accounts.permissions import request_app_id, request_team
 from config.errors import InvalidInput, NotFound
 from config.fastjson import FastJSONRenderer
-from runs import selectors, services
-from runs.executor import run_execute
-from runs.models import RunMode, RunStatus
+from runs import selectors
+from runs.callbacks import callback_store
+from runs.lifecycle import NATIVE, NATIVE_WEBHOOK, Origin, run_replay, run_start, run_stop
+from runs.models import Run, RunMode, RunStatus
 from runs.representations import run_dict
 from runs.sse import EventStreamRenderer, RunFollower, sse_frame, sse_response, sse_stream
 from workflows.selectors import workflow_get
@@ -35,13 +35,6 @@ def request_token(request: Request) -> ApiToken | None:
 def request_user(request: Request) -> Any:
     user = request.user
     return user if getattr(user, "pk", None) is not None else None
-
-
-def run_enqueue(run_id: Any) -> None:
-    """Queue an async run for a django-q2 worker once the run row is committed."""
-    from django_q.tasks import async_task
-
-    transaction.on_commit(lambda: async_task("runs.tasks.run_task", str(run_id), task_name=f"run:{run_id}"[:100]))
 
 
 class NodeRunOut(serializers.Serializer):
@@ -106,12 +99,11 @@ class RunStartIn(serializers.Serializer):
 RunAccepted = inline_serializer("RunAccepted", {"runId": serializers.UUIDField(), "status": serializers.CharField()})
 
 
-def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode: str, dialect: str,
-                           trigger: str = "api", user: str = "", claim: bool = False, version: Any = None) -> Any:
-    return services.run_create(
-        team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, dialect=dialect, trigger=trigger,
-        user=user, token=request_token(request), created_by=request_user(request), claim=claim, version=version,
-    )
+def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode: str, origin: Origin,
+                           user: str = "", version: Any = None) -> Run:
+    """``run_start`` for the request's team, token and user (every API entry point starts runs here)."""
+    return run_start(team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, origin=origin,
+                     user=user, token=request_token(request), created_by=request_user(request), version=version)
 
 
 def request_run(request: Request, value: Any, *, by: str = "id") -> Any:
@@ -141,26 +133,21 @@ class RunStartApi(APIView):
     def post(self, request: Request) -> Response:
         data = RunStartIn(data=request.data)
         data.is_valid(raise_exception=True)
-        team = request_team(request)
         try:
             workflow = request_workflow(request, data.validated_data["workflowId"])
         except Exception as exc:
             if getattr(exc, "status", None) == 404:
                 raise InvalidInput("Unknown workflow.", errors=[{"path": "/workflowId", "message": "no such workflow"}]) from None
             raise
-        mode = data.validated_data["mode"]
-        blocking = mode != "async"
+        mode = RunMode(data.validated_data["mode"])
         # "draft": true runs a frozen snapshot of the saved draft, validated as at publish (400 with the errors).
-        version = (draft_snapshot(team=team, workflow=workflow, created_by=request_user(request))
+        version = (draft_snapshot(team=request_team(request), workflow=workflow, created_by=request_user(request))
                    if data.validated_data["draft"] else None)
-        run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["params"],
-                                     mode=RunMode.BLOCKING if blocking else RunMode.ASYNC, dialect="native",
-                                     user=data.validated_data["user"], claim=blocking, version=version)
-        if not blocking:
-            run_enqueue(run.pk)
+        run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["params"], mode=mode,
+                                     origin=NATIVE, user=data.validated_data["user"], version=version)
+        if mode == RunMode.ASYNC:
             return Response({"runId": str(run.pk), "status": run.status}, status=202)
-        finished = run_execute(run.pk, claimed=run) or selectors.run_get(team=team, id=run.pk)
-        return Response(run_dict(finished, list(selectors.node_runs(run=finished))))
+        return Response(run_dict(run, list(selectors.node_runs(run=run))))
 
 
 class RunListApi(APIView):
@@ -210,7 +197,7 @@ class RunStopApi(APIView):
     @extend_schema(operation_id="runs_stop", tags=["runs"], request=None, responses=RunOut,
                    description="Request a stop: the run ends as `stopped` within a second.")
     def post(self, request: Request, run_id: str) -> Response:
-        run = services.run_stop(team=request_team(request), run=request_run(request, run_id))
+        run = run_stop(team=request_team(request), run=request_run(request, run_id))
         return Response(run_dict(run))
 
 
@@ -221,9 +208,8 @@ class RunReplayApi(APIView):
     @extend_schema(operation_id="runs_replay", tags=["runs"], request=None, responses={202: RunAccepted},
                    description="A new async run of the same workflow with the same inputs, linked to this one.")
     def post(self, request: Request, run_id: str) -> Response:
-        run = services.run_replay(team=request_team(request), run=request_run(request, run_id),
-                                  token=request_token(request), created_by=request_user(request))
-        run_enqueue(run.pk)
+        run = run_replay(team=request_team(request), run=request_run(request, run_id),
+                         token=request_token(request), created_by=request_user(request))
         return Response({"runId": str(run.pk), "status": run.status}, status=202)
 
 
@@ -241,8 +227,6 @@ class CallbackApi(APIView):
                    description="Result of an async HTTP step: a JSON object (success) or application/problem+json "
                                "(failure). The first callback wins; repeats get 200 with accepted=false.")
     def post(self, request: Request, run_id: str, node_id: str, receipt_token: str) -> Response:
-        from runs.callbacks import callback_store
-
         accepted = callback_store(run_id=run_id, node_id=node_id, token=receipt_token,
                                   content_type=request.content_type or "", raw=request.body)
         return Response({"accepted": accepted})
@@ -312,6 +296,5 @@ class WorkflowTriggerApi(APIView):
         data = WorkflowTriggerIn(data=request.data)
         data.is_valid(raise_exception=True)
         run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["payload"],
-                                     mode=RunMode.ASYNC, dialect="native", trigger="webhook")
-        run_enqueue(run.pk)
+                                     mode=RunMode.ASYNC, origin=NATIVE_WEBHOOK)
         return Response({"runId": str(run.pk)}, status=202)

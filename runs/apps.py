@@ -1,17 +1,7 @@
-"""Django app config for runs: hooks the durable tick into django-q2 worker start-up."""
-
-from typing import Any
+"""Django app config for runs: installs the execution layer into the lifecycle and hooks the durable
+tick into django-q2 worker start-up."""
 
 from django.apps import AppConfig
-
-
-def _tick_on_worker_start(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
-    """A (re)started worker seeds the durable tick chain: a chain whose link was lost with a killed
-    cluster restarts as soon as any cluster starts, not only at the minute watchdog. A live chain
-    makes the extra link a no-op (``runs.scheduling.durable_tick`` claims each interval once)."""
-    from runs.scheduling import tick_seed
-
-    tick_seed()
 
 
 class RunsConfig(AppConfig):
@@ -19,6 +9,11 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Django imports apps.py before the models exist: the project's modules can only be
+        # imported here (the import-layer test allows exactly this place).
         from django_q.signals import post_spawn
 
-        post_spawn.connect(_tick_on_worker_start, dispatch_uid="weft-durable-tick-seed")
+        from runs import execution, lifecycle, scheduling
+
+        lifecycle.execution_install(execution)
+        post_spawn.connect(scheduling.tick_on_worker_start, dispatch_uid="weft-durable-tick-seed")

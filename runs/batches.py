@@ -6,9 +6,10 @@ completion callback.
   half-accepted job is harder for the caller to reconcile than a rejected one. A repeated
   ``jobId`` (per team) is 409.
 - Items are rows; an item's run is created only when a slot frees up (at most ``concurrency``
-  active runs per job), so a 100,000-item job is not 100,000 pending runs. Dispatch happens at
-  submit, whenever an item's run ends (``batch_item_ended``, from the worker) and in the periodic
-  pass (``batches_advance``, which also repairs anything a dead worker left behind).
+  active runs per job), so a 100,000-item job is not 100,000 pending runs. Dispatch
+  (``runs.lifecycle.batch_dispatch``) happens at submit, whenever an item's run ends (its
+  ``run_finish``) and in the periodic pass (``batches_advance``, which also repairs anything a dead
+  worker left behind).
 - An item's status follows its run, through workflow-level retries (the item moves to the retry
   run). When every item has ended the job is ``succeeded`` (all succeeded), ``failed`` (none) or
   ``partial``, and a signed POST ``{"jobId", "status", "resultUrl"}`` goes to ``callbackUrl``
@@ -35,7 +36,20 @@ from django.utils import timezone
 from accounts.models import ApiToken, Team
 from accounts.selectors import row_get
 from config.errors import AppUnavailable, Conflict, InvalidInput
-from runs.models import FINAL_STATUSES, BatchItem, BatchJob, BatchStatus, Run, RunMode, RunStatus
+from runs.http_policy import http_policy
+from runs.lifecycle import BATCH_CALLBACK_TASK, batch_dispatch, batch_progress, run_finish
+from runs.models import (
+    BATCH_ITEM_FAILED_STATUSES,
+    FINAL_STATUSES,
+    BatchItem,
+    BatchJob,
+    BatchStatus,
+    RunStatus,
+)
+from runs.services import run_inputs_validate
+from runs.signing import signed_request, team_webhook_secret
+from runs.taskqueue import task_enqueue_at
+from workflows.engine.outbound import outbound_session
 from workflows.engine.retry import Backoff, RetryPolicy
 from workflows.models import Workflow
 
@@ -43,16 +57,13 @@ logger = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^[A-Za-z0-9._:-]{1,120}$")
 MAX_ITEMS = 100_000
-ITEM_RUNNING = "running"
-ITEM_PENDING = "pending"
-FAILED_ITEM_STATUSES = [RunStatus.FAILED, RunStatus.STOPPED, RunStatus.TIMEOUT]
+ITEM_RUNNING = RunStatus.RUNNING
+ITEM_PENDING = RunStatus.PENDING
 
 
 def batch_submit(*, team: Team, job_id: str, workflow: Workflow, items: list[Any], callback_url: str = "",
                  token: ApiToken | None = None, concurrency: int | None = None) -> BatchJob:
     """Validate every item, write the job and its items, start the first runs."""
-    from runs.services import run_inputs_validate
-
     if not JOB_ID.match(job_id or ""):
         raise InvalidInput("Invalid jobId.", errors=[{"path": "/jobId", "message": "1-120 characters of A-Z a-z 0-9 . _ : -"}])
     if not workflow.app.enabled:
@@ -101,67 +112,6 @@ def batch_get(*, team: Team, job_id: str) -> BatchJob:
     return row_get(BatchJob.objects.filter(team=team), "Job", job_id=job_id)
 
 
-def batch_dispatch(*, job: BatchJob) -> int:
-    """Create runs for pending items while the job has fewer than ``concurrency`` active. Returns how many."""
-    from runs.services import run_create
-    from runs.tasks import run_enqueue_now
-
-    with transaction.atomic():
-        job = BatchJob.objects.select_for_update(of=("self",)).select_related("workflow", "version", "team", "token").get(pk=job.pk)
-        if job.status not in (BatchStatus.PENDING, BatchStatus.RUNNING):
-            return 0
-        active = BatchItem.objects.filter(job=job, status=ITEM_RUNNING).count()
-        slots = job.concurrency - active
-        if slots <= 0:
-            return 0
-        items = list(BatchItem.objects.filter(job=job, status=ITEM_PENDING).order_by("index")[:slots])
-        for item in items:
-            run = run_create(team=job.team, workflow=job.workflow, inputs=item.inputs, mode=RunMode.ASYNC,
-                             trigger="batch", user=f"batch:{job.job_id}"[:255], token=job.token, version=job.version)
-            item.run = run
-            item.status = ITEM_RUNNING
-            run_enqueue_now(run.pk)
-        BatchItem.objects.bulk_update(items, ["run", "status"])
-        if job.status == BatchStatus.PENDING:
-            BatchJob.objects.filter(pk=job.pk).update(status=BatchStatus.RUNNING)
-    return len(items)
-
-
-def batch_item_ended(*, run: Run, retry: Run | None = None) -> None:
-    """The item's run ended: follow a retry, or record the item's final status; then dispatch or finish."""
-    item = BatchItem.objects.filter(run_id=run.pk).select_related("job").first()
-    if item is None:
-        return
-    if retry is not None:
-        BatchItem.objects.filter(pk=item.pk, run_id=run.pk).update(run=retry)
-        return
-    BatchItem.objects.filter(pk=item.pk, run_id=run.pk, status=ITEM_RUNNING).update(status=run.status)
-    batch_progress(job=item.job)
-
-
-def batch_progress(*, job: BatchJob) -> BatchJob:
-    """Recount the job; finish it when every item ended (once: a conditional update), else dispatch."""
-    counts = dict(BatchItem.objects.filter(job=job).values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    succeeded = counts.get(RunStatus.SUCCEEDED, 0)
-    failed = sum(counts.get(s, 0) for s in FAILED_ITEM_STATUSES)
-    BatchJob.objects.filter(pk=job.pk).update(succeeded=succeeded, failed=failed)
-    if succeeded + failed < job.total:
-        batch_dispatch(job=job)
-        job.refresh_from_db()
-        return job
-    final = BatchStatus.SUCCEEDED if failed == 0 else BatchStatus.FAILED if succeeded == 0 else BatchStatus.PARTIAL
-    now = timezone.now()
-    finished = BatchJob.objects.filter(pk=job.pk, status__in=[BatchStatus.PENDING, BatchStatus.RUNNING]).update(
-        status=final, finished_at=now, callback_next_at=now if job.callback_url else None,
-    )
-    if finished and job.callback_url:
-        from runs.scheduling import task_enqueue_at
-
-        transaction.on_commit(lambda: task_enqueue_at("runs.tasks.batch_callback_task", str(job.pk), at=None))
-    job.refresh_from_db()
-    return job
-
-
 def batch_result_url(job: BatchJob) -> str:
     return f"{settings.WEFT_PUBLIC_URL}/api/v1/offline/jobs/{job.job_id}/result.csv"
 
@@ -174,11 +124,6 @@ def callback_retry_policy() -> RetryPolicy:
 
 def batch_callback_deliver(*, job_pk: Any, now: datetime | None = None) -> str:
     """One delivery attempt, claimed with a conditional update (one sender even with many clusters)."""
-    from runs.runtime import http_policy
-    from runs.scheduling import task_enqueue_at
-    from runs.signing import signed_request, team_webhook_secret
-    from workflows.engine.outbound import outbound_session
-
     now = now or timezone.now()
     in_flight = now + timedelta(seconds=60)
     claimed = BatchJob.objects.filter(
@@ -210,14 +155,12 @@ def batch_callback_deliver(*, job_pk: Any, now: datetime | None = None) -> str:
         return "gave_up"
     next_at = timezone.now() + timedelta(seconds=callback_retry_policy().delay(attempts))
     BatchJob.objects.filter(pk=job.pk).update(callback_error=error[:500], callback_next_at=next_at)
-    task_enqueue_at("runs.tasks.batch_callback_task", str(job.pk), at=next_at)
+    task_enqueue_at(BATCH_CALLBACK_TASK, str(job.pk), at=next_at)
     return "retrying"
 
 
 def batches_advance(*, now: datetime | None = None) -> None:
     """Periodic repair: items whose run ended unseen, free slots, callbacks due."""
-    from runs.endings import run_ended
-
     now = now or timezone.now()
     settle = now - timedelta(seconds=max(5, settings.WEFT_TICK_SECONDS * 3))
     orphans = (
@@ -226,7 +169,7 @@ def batches_advance(*, now: datetime | None = None) -> None:
         .select_related("run", "run__version", "run__team", "run__workflow")[:500]
     )
     for item in orphans:
-        run_ended(run=item.run)
+        run_finish(item.run)
     lost = BatchItem.objects.filter(status=ITEM_RUNNING, run__isnull=True)  # run deleted under it
     lost.update(status=RunStatus.FAILED)
     for job in BatchJob.objects.filter(status__in=[BatchStatus.PENDING, BatchStatus.RUNNING]).order_by("created_at")[:200]:
@@ -245,7 +188,7 @@ def batch_counts(job: BatchJob) -> dict[str, int]:
         "pending": counts.get(ITEM_PENDING, 0),
         "running": counts.get(ITEM_RUNNING, 0),
         "succeeded": counts.get(RunStatus.SUCCEEDED, 0),
-        "failed": sum(counts.get(s, 0) for s in FAILED_ITEM_STATUSES),
+        "failed": sum(counts.get(s, 0) for s in BATCH_ITEM_FAILED_STATUSES),
     }
 
 

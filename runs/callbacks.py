@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from config.errors import NotFound
 from runs.models import NodeCallback, NodeRun, Run, RunStatus
+from runs.taskqueue import run_enqueue
 from workflows.engine.scheduler import receipt_token
 
 
@@ -59,9 +61,7 @@ def run_wake_if_waiting(*, run_id: Any) -> None:
     """A parked run whose awaited callback arrived is due now: queue it for a worker."""
     now = timezone.now()
     if Run.objects.filter(pk=run_id, status=RunStatus.WAITING).update(wake_at=now):
-        from django_q.tasks import async_task
-
-        transaction.on_commit(lambda: async_task("runs.tasks.run_task", str(run_id)))
+        run_enqueue(run_id)
 
 
 def callback_result(*, run_id: str, receipt_token: str) -> dict[str, Any] | None:
@@ -72,8 +72,6 @@ def callback_result(*, run_id: str, receipt_token: str) -> dict[str, Any] | None
 
 
 def _uuid_like(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
     except ValueError:

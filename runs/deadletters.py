@@ -3,7 +3,8 @@
 A run lands here when its workflow-level retries are used up (``retries_exhausted``, or
 ``timeout`` when the last attempt timed out) or when its worker was lost ``WEFT_MAX_CLAIMS``
 times (``max_claims``). One entry per run; replaying an entry starts a new async run of the same
-version with the same inputs, linked to the dead run (``replay_of``) and recorded on the entry.
+version with the same inputs, linked to the dead run (``replay_of``) and recorded on the entry
+(``runs.lifecycle.dead_letter_replay``: replaying starts a run). This module adds and reads entries.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
-from accounts.models import ApiToken, Team
+from accounts.models import Team
 from accounts.selectors import row_get
-from config.errors import Conflict
 from runs.models import DeadLetter, Run
 from runs.selectors import keyset_page
 
@@ -53,25 +52,3 @@ def dead_letter_get(*, team: Team, id: Any) -> DeadLetter:
 
 def dead_letter_qs(*, team: Team) -> QuerySet[DeadLetter]:
     return DeadLetter.objects.filter(team=team)
-
-
-def dead_letter_replay(*, team: Team, dead_letter: DeadLetter, token: ApiToken | None = None,
-                       created_by: Any = None) -> Run:
-    """Replay once: a new async run linked to the dead one. A second replay is a 409."""
-    from runs.services import run_replay
-
-    if dead_letter.team_id != team.id:
-        raise Conflict("Unknown dead letter.")
-    if dead_letter.replayed_run_id is not None:
-        raise Conflict("This dead letter was already replayed.",
-                       errors=[{"path": "/replayedRunId", "message": str(dead_letter.replayed_run_id)}])
-    with transaction.atomic():
-        run = run_replay(team=team, run=dead_letter.run, token=token, created_by=created_by)
-        claimed = DeadLetter.objects.filter(pk=dead_letter.pk, replayed_run__isnull=True).update(
-            replayed_run=run, replayed_at=timezone.now()
-        )
-        if not claimed:
-            transaction.set_rollback(True)
-            raise Conflict("This dead letter was already replayed.")
-    dead_letter.refresh_from_db()
-    return run

@@ -17,7 +17,8 @@ from accounts.permissions import request_team
 from accounts.serializers import StrictBooleanField, StrictCharField, input_validate, problem_responses
 from config.errors import InvalidInput
 from runs import batches, deadletters
-from runs.apis import RunAccepted, request_token, request_user, run_enqueue
+from runs.apis import RunAccepted, request_token, request_user
+from runs.lifecycle import dead_letter_replay
 from runs.models import BatchJob, BatchStatus, DeadLetter
 from runs.representations import iso
 from workflows.selectors import workflow_get
@@ -187,7 +188,6 @@ class DeadLetterReplayApi(APIView):
     def post(self, request: Request, dead_letter_id: str) -> Response:
         team = request_team(request)
         entry: DeadLetter = deadletters.dead_letter_get(team=team, id=dead_letter_id)
-        run = deadletters.dead_letter_replay(team=team, dead_letter=entry, token=request_token(request),
-                                             created_by=request_user(request))
-        run_enqueue(run.pk)
+        run = dead_letter_replay(team=team, dead_letter=entry, token=request_token(request),
+                                 created_by=request_user(request))
         return Response({"runId": str(run.pk), "status": run.status}, status=status.HTTP_202_ACCEPTED)

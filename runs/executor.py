@@ -28,10 +28,14 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.selectors import parameters_get
+from runs.callbacks import run_wake_if_waiting
+from runs.lifecycle import run_finish, run_finish_expected
 from runs.live import events_publish
 from runs.models import NodeCallback, NodeRun, Run, RunEvent, RunStatus
 from runs.runtime import RunServices
 from runs.services import event_dict, run_finished_data
+from runs.taskqueue import run_enqueue
 from runs.versions import compiled_version
 from workflows.budgets import engine_limits
 from workflows.engine.ports import EngineEvent, NodeRecord, RunContext, RunOutcome
@@ -261,13 +265,25 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
+def run_claim_new(run: Run) -> None:
+    """Mark an unsaved run as claimed by this process: it is written already ``running`` under this
+    worker's lease and executed right after the insert (one claim round trip less). If this process
+    dies first, the lease runs out and the reaper hands the run to a worker."""
+    now = timezone.now()
+    run.status, run.worker, run.claim_count = RunStatus.RUNNING, WORKER_ID, 1
+    run.started_at = run.heartbeat_at = now
+    run.lease_expires_at = now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)
+
+
 def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claimed: Run | None = None) -> Run | None:
-    """Claim and execute (or resume) a run to its end or to a park. Returns the run, or None when
-    it could not be claimed (another worker has it, or it already ended). ``claimed`` is a run this
-    process created already claimed (``run_create(claim=True)``)."""
+    """Claim and execute (or resume) a run to its end or to a park, then finish it (its end-of-run
+    work, ``runs.lifecycle.run_finish``). Returns the run, or None when it could not be claimed
+    (another worker has it, or it already ended) or its lease was lost. ``claimed`` is a run this
+    process recorded already claimed (``run_claim_new``)."""
     run = claimed if claimed is not None else run_claim(run_id)
     if run is None:
         return None
+    ended: Run | None = None
     stop = stop_event or threading.Event()
     key = str(run.pk)
     with _local_lock:
@@ -285,8 +301,6 @@ def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claim
         heartbeats.add(run.pk, run.claim_count, stop)
         compiled = compiled_version(version=run.version)
         services = RunServices(run=run, stop=stop)
-        from accounts.selectors import parameters_get
-
         ctx = RunContext(
             run_id=key, inputs=run.inputs, business_time=run.business_time, tz=run.team.time_zone,
             params={**parameters_get(team=run.team), **(run.version.graph.get("params") or {})}, deadline=_epoch(run.deadline), stop=stop, host=host,
@@ -301,15 +315,23 @@ def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claim
         except Exception as exc:
             logger.exception("run %s: engine error", key)
             outcome = RunOutcome(status="failed", outputs=None, error={"code": "internal_error", "message": str(exc)})
-        return run_finish(run, host, outcome)
+        ended = run_outcome_record(run, host, outcome)
     finally:
         heartbeats.remove(run.pk)
         with _local_lock:
             if _local_stops.get(key) is stop:
                 del _local_stops[key]
+    if ended is not None and ended.is_final:
+        try:
+            run_finish(ended)
+        except Exception:  # rolled back: the reaper's safety net finishes it again
+            logger.exception("run %s: end-of-run work failed", key)
+    return ended
 
 
-def run_finish(run: Run, host: RunHost, outcome: RunOutcome) -> Run | None:
+def run_outcome_record(run: Run, host: RunHost, outcome: RunOutcome) -> Run | None:
+    """Write how the engine left the run: parked (``waiting``, its wake-up queued) or ended (with its
+    ``run_finished`` event). Returns None when the lease was lost meanwhile."""
     now = timezone.now()
     if outcome.status == "waiting":
         wake_at = _dt(outcome.wake_at)
@@ -320,10 +342,8 @@ def run_finish(run: Run, host: RunHost, outcome: RunOutcome) -> Run | None:
                        status_change=RunStatus.WAITING)
         except LeaseLost:
             return None
-        from runs.callbacks import run_wake_if_waiting
-        from runs.scheduling import run_wake_schedule
-
-        run_wake_schedule(run_id=run.pk, wake_at=wake_at)
+        if wake_at is not None:
+            run_enqueue(run.pk, at=wake_at)
         # A callback that arrived while the run was parking found it still running: wake it now.
         waiting_tokens = NodeRun.objects.filter(run_id=run.pk, status="waiting").values("receipt_token")
         if NodeCallback.objects.filter(run_id=run.pk, receipt_token__in=waiting_tokens).exists():
@@ -335,10 +355,13 @@ def run_finish(run: Run, host: RunHost, outcome: RunOutcome) -> Run | None:
         run.finished_at = now
         run.total_steps = host.steps + finished_count(host.pending_records)
         run.lease_expires_at = None
+        fields = {"status": outcome.status, "outputs": outcome.outputs, "error": outcome.error,
+                  "finished_at": now, "lease_expires_at": None}
+        if not run_finish_expected(run, outcome.status):
+            # Nothing to do at the end of this run: marked handled in the same write (no extra transaction).
+            fields["finish_handled_at"] = run.finish_handled_at = now
         try:
-            host.write(events=[("run_finished", run_finished_data(run))],
-                       run_fields={"status": outcome.status, "outputs": outcome.outputs, "error": outcome.error,
-                                   "finished_at": now, "lease_expires_at": None},
+            host.write(events=[("run_finished", run_finished_data(run))], run_fields=fields,
                        status_change=outcome.status)
         except LeaseLost:
             return None

@@ -31,6 +31,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiToken
+from accounts.permissions import request_membership
 
 WINDOW_SECONDS = 60
 
@@ -100,8 +101,6 @@ class TeamRateThrottle(_MinuteThrottle):
     def ident(self, request: Request) -> str | None:
         if isinstance(request.auth, ApiToken):
             return str(request.auth.team_id)
-        from accounts.permissions import request_membership
-
         membership = request_membership(request) if getattr(request, "user", None) is not None else None
         return str(membership.team_id) if membership is not None else None
 

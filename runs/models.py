@@ -62,6 +62,9 @@ class Run(models.Model):
     # A test run of the saved draft (its version is a draft snapshot): shown in the editor and the
     # runs list, left out of Dify's logs.
     draft = models.BooleanField(default=False)
+    # When ``runs.lifecycle.run_finish`` did the run's end-of-run work (claimed by a conditional
+    # update, so it happens exactly once); null on a final run = not handled yet (the reaper looks).
+    finish_handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -70,6 +73,8 @@ class Run(models.Model):
             models.Index(fields=["team", "status", "-created_at"], name="run_team_status"),
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
             models.Index(fields=["status", "wake_at"], name="run_status_wake"),
+            models.Index(fields=["finished_at"], name="run_finish_unhandled",
+                         condition=models.Q(finish_handled_at__isnull=True, finished_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -211,6 +216,10 @@ class BatchJob(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.job_id} ({self.status})"
+
+
+# A batch item's status is its run's (``pending`` until its run starts, ``running`` while it runs).
+BATCH_ITEM_FAILED_STATUSES = (RunStatus.FAILED, RunStatus.STOPPED, RunStatus.TIMEOUT)
 
 
 class BatchItem(models.Model):

@@ -8,9 +8,8 @@
   lease) ends ``timeout`` here; a run being executed is ended by its own executor.
 - Lost wake-ups: a waiting run overdue by ``WEFT_STALE_SECONDS`` and an async pending run idle that
   long get a task again (a duplicate task is harmless: claiming is a conditional update).
-- Unfinished endings: an async run that ended failed/timeout but has neither a retry nor a dead
-  letter (its worker died right after the run ended) gets its ending handled
-  (``runs.endings.run_ended``).
+- Unfinished endings: a run that ended without its end-of-run work (its process died right after
+  the run ended) gets it now (``runs.lifecycle.run_finish``, which does it exactly once).
 
 Every change is a conditional UPDATE on the state the reaper saw, so several reapers (clusters)
 never act twice on one run; the ``run_finished`` event is appended in the same transaction.
@@ -28,9 +27,11 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from runs.lifecycle import run_finish
 from runs.live import events_publish
 from runs.models import Run, RunMode, RunStatus
 from runs.services import run_events_append, run_finished_data
+from runs.taskqueue import run_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ def runs_timeout_past_deadline(*, now: datetime) -> list[Run]:
 
 def runs_requeue_lost(*, now: datetime) -> tuple[list[Any], list[Run]]:
     """Re-queue runs whose lease expired; fail those at the claim limit. Returns (requeued ids, failed)."""
-    from runs.tasks import run_enqueue_now
-
     requeued, failed = [], []
     rows = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", "claim_count")
     for run_id, claims in rows[:BATCH]:
@@ -88,20 +87,18 @@ def runs_requeue_lost(*, now: datetime) -> tuple[list[Any], list[Run]]:
         if Run.objects.filter(same, pk=run_id).update(status=RunStatus.PENDING, worker="", lease_expires_at=None,
                                                       heartbeat_at=now):
             requeued.append(run_id)
-            run_enqueue_now(run_id)
+            run_enqueue(run_id)
     return requeued, failed
 
 
 def runs_wake_lost(*, now: datetime) -> int:
     """Queue again waiting runs long overdue and async pending runs idle for ``WEFT_STALE_SECONDS``."""
-    from runs.tasks import run_enqueue_now
-
     stale = now - timedelta(seconds=settings.WEFT_STALE_SECONDS)
     count = 0
     overdue = Run.objects.filter(status=RunStatus.WAITING, wake_at__lt=stale).values_list("pk", "wake_at")
     for run_id, wake_at in overdue[:BATCH]:
         if Run.objects.filter(pk=run_id, status=RunStatus.WAITING, wake_at=wake_at).update(wake_at=now):
-            run_enqueue_now(run_id)
+            run_enqueue(run_id)
             count += 1
     idle = (
         Run.objects.filter(status=RunStatus.PENDING, mode=RunMode.ASYNC)
@@ -111,40 +108,36 @@ def runs_wake_lost(*, now: datetime) -> int:
     )
     for run_id, heartbeat in idle[:BATCH]:
         if Run.objects.filter(pk=run_id, status=RunStatus.PENDING, heartbeat_at=heartbeat).update(heartbeat_at=now):
-            run_enqueue_now(run_id)
+            run_enqueue(run_id)
             count += 1
     return count
 
 
 def runs_endings_unhandled(*, now: datetime) -> int:
-    """Async runs that ended failed/timeout in the last hour with no retry and no dead letter."""
-    from runs.endings import run_ended
-
+    """Runs that ended in the last hour without their end-of-run work (``run_finish`` rolled back, or
+    the process died in between): finish them. Settled first, so the executor finishing the run
+    right now is not raced (and if it is, ``run_finish`` claims the work once)."""
     settle = now - timedelta(seconds=max(10, settings.WEFT_TICK_SECONDS * 5))
-    rows = (
-        Run.objects.filter(mode=RunMode.ASYNC, status__in=[RunStatus.FAILED, RunStatus.TIMEOUT],
-                           parent_run__isnull=True, finished_at__lt=settle,
-                           finished_at__gte=now - timedelta(hours=1), dead_letter__isnull=True)
-        .exclude(replays__trigger="retry")
-        .select_related("version", "team", "workflow")
-    )
+    rows = Run.objects.filter(finish_handled_at__isnull=True, finished_at__isnull=False, finished_at__lt=settle,
+                              finished_at__gte=now - timedelta(hours=1))
     count = 0
     for run in rows[:BATCH]:
-        run_ended(run=run)
-        count += 1
+        try:
+            run_finish(run)
+            count += 1
+        except Exception:
+            logger.exception("reaper: ending of run %s failed", run.pk)
     return count
 
 
 def runs_reap(*, now: datetime | None = None) -> dict[str, int]:
     """One reaper pass. Deadlines first: a lost run past its deadline times out rather than resumes."""
-    from runs.endings import run_ended
-
     now = now or timezone.now()
     timed_out = runs_timeout_past_deadline(now=now)
     requeued, failed = runs_requeue_lost(now=now)
     for run in [*timed_out, *failed]:
         try:
-            run_ended(run=run, reason="max_claims" if run.error and run.error.get("code") == "max_claims" else None)
+            run_finish(run, reason="max_claims" if run.error and run.error.get("code") == "max_claims" else None)
         except Exception:
             logger.exception("reaper: ending of run %s failed", run.pk)
     woken = runs_wake_lost(now=now)

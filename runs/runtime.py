@@ -7,26 +7,20 @@ policy, webhook URLs and callback results for async HTTP steps, and child workfl
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
 from accounts.connections import broker_policy, db_policy
+from accounts.selectors import credential_secret
 from config.errors import DomainError
+from runs.callbacks import callback_result
+from runs.http_policy import http_policy
+from runs.lifecycle import Origin, run_start
 from runs.models import Run
 from workflows.engine.nodes.base import NodeError
-from workflows.engine.outbound import OutboundPolicy
-
-
-@lru_cache(maxsize=8)
-def _policy(allow: tuple[str, ...], max_bytes: int) -> OutboundPolicy:
-    return OutboundPolicy(allow_networks=list(allow), max_response_bytes=max_bytes)
-
-
-def http_policy() -> OutboundPolicy:
-    return _policy(tuple(settings.WEFT_HTTP_ALLOW_NETWORKS), settings.WEFT_HTTP_MAX_RESPONSE_BYTES)
+from workflows.selectors import workflow_get
 
 
 class RunServices:
@@ -49,8 +43,6 @@ class RunServices:
             connection.close()
 
     def credential(self, name: str) -> dict[str, str]:
-        from accounts.selectors import credential_secret
-
         try:
             return credential_secret(team=self.run.team, name=name)
         except DomainError:
@@ -62,8 +54,6 @@ class RunServices:
         return f"{settings.WEFT_PUBLIC_URL}/api/v1/callbacks/{run_id}/{node_id}/{receipt_token}"
 
     def callback_result(self, *, run_id: str, node_id: str, receipt_token: str) -> dict[str, Any] | None:
-        from runs.callbacks import callback_result
-
         try:
             return callback_result(run_id=run_id, receipt_token=receipt_token)
         finally:
@@ -71,18 +61,15 @@ class RunServices:
 
     def run_child_workflow(self, *, workflow_id: str, inputs: dict[str, Any], parent_run_id: str | None = None,
                            node_key: str | None = None) -> Any:
-        from runs.executor import run_execute
-        from runs.services import run_create
-        from workflows.selectors import workflow_get
-
         try:
             workflow = workflow_get(team=self.run.team, id=workflow_id)
-            child = run_create(team=self.run.team, workflow=workflow, inputs=inputs, mode=self.run.mode,
-                               dialect=self.run.dialect, trigger="child", user=self.run.user, parent_run=self.run)
+            # A child run executes here, in the parent's thread, with the parent's stop event.
+            child = run_start(team=self.run.team, workflow=workflow, inputs=inputs, mode=self.run.mode,
+                              origin=Origin.following(self.run, "child"), user=self.run.user, parent_run=self.run,
+                              stop=self.stop)
         except DomainError as exc:
             raise NodeError(f"child workflow: {exc.detail}", code="child_invalid", detail=exc.errors or None) from None
-        child = run_execute(child.pk, stop_event=self.stop)
-        if child is None:
+        if not child.is_final:
             raise NodeError("child workflow could not be claimed", retryable=True, code="child_unavailable")
         if child.status != "succeeded":
             raise NodeError(f"child workflow {child.status}", code=f"child_{child.status}",

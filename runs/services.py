@@ -1,12 +1,14 @@
-"""Writes for runs: create (inputs validated first, nothing written on failure), stop, replay.
+"""Writes for runs below the lifecycle: validate and record a run, the concurrency limits, events
+appended outside an executor, the ``run_finished`` event's data.
 
 A run row is written ``pending`` with its inputs, version, mode and deadline before anything
-executes; the executor (``runs.executor``) claims it. Events are appended to the run's log with
-per-run sequence numbers and published after commit.
+executes (``run_create``); starting, stopping and finishing runs is ``runs.lifecycle``'s, and the
+lease fields (``worker``, ``claim_count``, ``lease_expires_at``, ...) are the executor's alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,9 +18,8 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import ApiToken, Team
-from config.errors import AppUnavailable, Conflict, InvalidInput, RateLimited
-from runs.live import events_publish
-from runs.models import ACTIVE_STATUSES, FINAL_STATUSES, Run, RunEvent, RunMode, RunStatus
+from config.errors import AppUnavailable, InvalidInput, NotFound, RateLimited
+from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunMode
 from runs.versions import compiled_version
 from workflows.engine.graph import InputInvalid, validate_inputs
 from workflows.models import App, Workflow, WorkflowVersion
@@ -69,12 +70,15 @@ def run_create(
     replay_of: Run | None = None,
     deadline_seconds: float | None = None,
     version: WorkflowVersion | None = None,
-    claim: bool = False,
     draft: bool = False,
+    prepare: Callable[[Run], None] | None = None,
 ) -> Run:
-    """Validate the inputs and write a ``pending`` run. Raises before writing anything on bad input."""
+    """Validate the inputs and write a ``pending`` run (the record step of ``runs.lifecycle.run_start``,
+    which is how code starts runs). Raises before writing anything on bad input. ``draft``: a test
+    run of the saved draft (also when the version is a draft snapshot). ``prepare`` may set fields
+    on the unsaved row (the lifecycle: the executor's claim, a retry's wake time)."""
     if workflow.team_id != team.id:
-        raise InvalidInput("Unknown workflow.", errors=[{"path": "/workflowId", "message": "no such workflow"}])
+        raise NotFound("Workflow not found.")
     app: App = workflow.app
     if not app.enabled:
         raise AppUnavailable("The app is disabled.")
@@ -82,24 +86,19 @@ def run_create(
     clean = run_inputs_validate(version=version, inputs=inputs)
     now = timezone.now()
     seconds = deadline_seconds if deadline_seconds is not None else MODE_TIMEOUTS[RunMode(mode)]()
-    claimed: dict[str, Any] = {}
-    if claim:
-        # The caller executes the run right away in this process (blocking and streaming runs): the row
-        # is written already claimed, saving the claim round trip. If this process dies first, the
-        # lease runs out and the reaper hands the run to a worker.
-        from runs.executor import WORKER_ID
-
-        claimed = {"status": RunStatus.RUNNING, "worker": WORKER_ID, "claim_count": 1, "started_at": now,
-                   "heartbeat_at": now, "lease_expires_at": now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)}
+    run = Run(
+        team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
+        trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
+        business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
+        replay_of=replay_of, draft=draft or version.draft,
+    )
+    if prepare is not None:
+        prepare(run)
     with transaction.atomic():
         if mode in INTERACTIVE_MODES and parent_run is None:
             concurrency_check(team=team, token=token)
-        return Run.objects.create(
-            team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
-            trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
-            business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
-            replay_of=replay_of, draft=draft or version.draft, **claimed,
-        )
+        run.save(force_insert=True)
+    return run
 
 
 def concurrency_check(*, team: Team, token: ApiToken | None) -> None:
@@ -149,42 +148,3 @@ def run_finished_data(run: Run) -> dict[str, Any]:
         "createdAt": run.created_at.isoformat(),
         "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
     }
-
-
-def run_stop(*, team: Team, run: Run) -> Run:
-    """Request a stop. A running run is ended by its executor within a second; a pending or waiting
-    run nobody executes is ended here. Stopping a finished run changes nothing."""
-    if run.team_id != team.id:
-        raise InvalidInput("Unknown run.")
-    now = timezone.now()
-    Run.objects.filter(pk=run.pk, stop_requested_at__isnull=True, status__in=ACTIVE_STATUSES).update(
-        stop_requested_at=now
-    )
-    from runs.executor import stop_signal_local  # local import: the executor imports this module
-
-    stop_signal_local(run.pk)
-    published: list[dict[str, Any]] = []
-    with transaction.atomic():
-        ended = Run.objects.filter(
-            pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.WAITING]
-        ).update(status=RunStatus.STOPPED, finished_at=now, error={"code": "stopped", "message": "stopped by request"},
-                 wake_at=None, lease_expires_at=None)
-        if ended:
-            run.refresh_from_db()
-            published = run_events_append(run=run, events=[("run_finished", run_finished_data(run))])
-    if published:
-        transaction.on_commit(
-            lambda: events_publish(run_id=run.pk, team_id=run.team_id, events=published, status=RunStatus.STOPPED)
-        )
-    run.refresh_from_db()
-    return run
-
-
-def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_by: Any = None) -> Run:
-    """A new async run of the same published version with the same inputs, linked to the original."""
-    if run.status not in FINAL_STATUSES:
-        raise Conflict("Only a finished run can be replayed.", errors=[{"path": "/status", "message": run.status}])
-    return run_create(
-        team=team, workflow=run.workflow, inputs=run.inputs, mode=RunMode.ASYNC, dialect=run.dialect,
-        trigger="replay", user=run.user, token=token, created_by=created_by, replay_of=run, version=run.version,
-    )

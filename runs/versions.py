@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from accounts.selectors import credential_names, parameters_get
 from config.errors import AppUnavailable
 from workflows.budgets import engine_limits
 from workflows.engine.graph import CompiledGraph, GraphInvalid, compile_graph
@@ -28,8 +29,6 @@ def compiled_version(*, version: Any) -> CompiledGraph:
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    from accounts.selectors import credential_names, parameters_get
-
     try:
         compiled = compile_graph(version.graph, global_params=parameters_get(team=version.team),
                                  credential_names=credential_names(team=version.team), limits=engine_limits())

@@ -31,9 +31,8 @@ from django.utils import timezone
 
 from accounts.models import Team
 from config.errors import DomainError, InvalidInput
+from runs.lifecycle import QUEUE, run_start
 from runs.models import RunMode
-from runs.services import run_create
-from runs.tasks import run_enqueue_now
 from workflows.models import Trigger, TriggerConsumer, TriggerDeadLetter, TriggerDelivery, TriggerKind
 
 DEAD_LETTER_BODY_CHARS = 64 * 1024
@@ -129,9 +128,8 @@ def queue_message_receive(*, trigger: Trigger, message_id: str, body: bytes) -> 
         return _dead_letter(trigger, message_id, body, reason, detail)
     try:
         with transaction.atomic():
-            run = run_create(team=trigger.team, workflow=trigger.workflow, inputs=inputs, mode=RunMode.ASYNC,
-                             trigger="queue", user=f"trigger:{trigger.pk}")
-            run_enqueue_now(run.pk)
+            run = run_start(team=trigger.team, workflow=trigger.workflow, inputs=inputs, mode=RunMode.ASYNC,
+                            origin=QUEUE, user=f"trigger:{trigger.pk}")
             TriggerDelivery.objects.create(team_id=trigger.team_id, trigger=trigger, webhook_id=message_id, run=run)
             Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=timezone.now())
     except IntegrityError:

@@ -20,6 +20,7 @@ from accounts.selectors import credential_names, parameters_get
 from config.errors import Conflict, InvalidInput
 from runs.models import ACTIVE_STATUSES, BatchJob, Run
 from workflows.budgets import engine_limits
+from workflows.engine.graph import validate_graph
 from workflows.models import App, Workflow, WorkflowVersion, empty_graph
 from workflows.selectors import version_get
 
@@ -187,8 +188,6 @@ def workflow_delete(*, team: Team, workflow: Workflow) -> None:
 
 def workflow_validate(*, team: Team, workflow: Workflow, graph: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Every problem of the (draft) graph as ``[{"path", "message"}]``; empty when it can be published."""
-    from workflows.engine.graph import validate_graph  # the engine is pure Python; imported lazily
-
     if graph is not None:
         _graph_check(graph)  # a graph sent for validation must at least be shaped like one (400)
     graph = workflow.graph if graph is None else graph

@@ -33,7 +33,11 @@ from django.utils import timezone
 
 from accounts.models import Credential, CredentialKind, Team
 from accounts.selectors import credential_secret, row_get
+from accounts.tokens import webhook_secret_new
 from config.errors import DomainError, InvalidInput, NotFound
+from runs.lifecycle import NATIVE_WEBHOOK, SCHEDULE, Origin, run_start
+from runs.models import RunMode
+from runs.signing import SignatureInvalid, signature_verify
 from workflows.models import Trigger, TriggerDelivery, TriggerKind, Workflow
 
 logger = logging.getLogger(__name__)
@@ -126,8 +130,6 @@ def trigger_create(*, team: Team, workflow: Workflow, kind: str, name: str = "",
                    signed: bool = True, credential: str = "", source: str = "", group: str = "") -> Trigger:
     """A schedule (``cron`` + ``time_zone``, default the team's), a webhook (signed by default) or a
     queue trigger (``credential`` + ``source`` [+ ``group``]: consumed by ``manage.py weftconsumers``)."""
-    from accounts.tokens import webhook_secret_new
-
     if workflow.team_id != team.id:
         raise NotFound("Workflow not found.")
     if kind not in TriggerKind.values:
@@ -160,8 +162,6 @@ def trigger_update(*, team: Team, trigger: Trigger, name: str = _UNSET, cron: st
                    inputs: dict[str, Any] = _UNSET, enabled: bool = _UNSET, signed: bool = _UNSET,
                    rotate_secret: bool = False, credential: str = _UNSET, source: str = _UNSET,
                    group: str = _UNSET) -> Trigger:
-    from accounts.tokens import webhook_secret_new
-
     if trigger.team_id != team.id:
         raise NotFound("Trigger not found.")
     if name is not _UNSET:
@@ -208,15 +208,9 @@ def trigger_delete(*, team: Team, trigger: Trigger) -> None:
     trigger.delete()
 
 
-def _run_start(*, trigger: Trigger, inputs: dict[str, Any], kind: str, business_time: datetime | None = None) -> Any:
-    from runs.models import RunMode
-    from runs.services import run_create
-    from runs.tasks import run_enqueue_now
-
-    run = run_create(team=trigger.team, workflow=trigger.workflow, inputs=inputs, mode=RunMode.ASYNC,
-                     trigger=kind, user=f"trigger:{trigger.pk}", business_time=business_time)
-    run_enqueue_now(run.pk)
-    return run
+def _run_start(*, trigger: Trigger, inputs: dict[str, Any], origin: Origin, business_time: datetime | None = None) -> Any:
+    return run_start(team=trigger.team, workflow=trigger.workflow, inputs=inputs, mode=RunMode.ASYNC, origin=origin,
+                     user=f"trigger:{trigger.pk}", business_time=business_time)
 
 
 def trigger_fire(*, trigger: Trigger, now: datetime | None = None) -> Any:
@@ -235,7 +229,7 @@ def trigger_fire(*, trigger: Trigger, now: datetime | None = None) -> Any:
             )
             if not claimed:
                 return None
-            return _run_start(trigger=trigger, inputs=dict(trigger.inputs or {}), kind="schedule", business_time=slot)
+            return _run_start(trigger=trigger, inputs=dict(trigger.inputs or {}), origin=SCHEDULE, business_time=slot)
     except DomainError as exc:
         # Unpublished workflow, disabled app, inputs that no longer validate: skip this slot.
         Trigger.objects.filter(pk=trigger.pk, next_fire_at=seen).update(next_fire_at=following, last_fired_at=slot)
@@ -261,8 +255,6 @@ def triggers_fire_due(*, now: datetime | None = None) -> int:
 def hook_receive(*, key: str, body: bytes, headers: dict[str, str]) -> tuple[Any, bool]:
     """Start the webhook trigger's workflow with the JSON body as inputs. Returns ``(run_id,
     created)``; a replayed ``webhook-id`` returns the first run and ``created=False``."""
-    from runs.signing import SignatureInvalid, signature_verify
-
     trigger = (
         Trigger.objects.filter(key=key, kind=TriggerKind.WEBHOOK, enabled=True)
         .select_related("team", "workflow", "workflow__app", "workflow__active_version").first()
@@ -288,7 +280,7 @@ def hook_receive(*, key: str, body: bytes, headers: dict[str, str]) -> tuple[Any
             return seen, False
     try:
         with transaction.atomic():
-            run = _run_start(trigger=trigger, inputs=payload, kind="webhook")
+            run = _run_start(trigger=trigger, inputs=payload, origin=NATIVE_WEBHOOK)
             if webhook_id:
                 TriggerDelivery.objects.create(team=trigger.team, trigger=trigger, webhook_id=webhook_id, run=run)
             Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=timezone.now())

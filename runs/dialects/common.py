@@ -21,10 +21,7 @@ from accounts.permissions import request_team
 from config.errors import AppUnavailable, NotFound
 from config.fastjson import FastJSONRenderer
 from config.stamp import StampedCache
-from runs import services
-from runs.apis import request_token, request_user
-from runs.executor import run_execute_in_thread
-from runs.models import Run, RunMode
+from runs.models import Run
 from runs.sse import EventStreamRenderer, RunFollower
 from workflows.models import App, Workflow, WorkflowVersion
 
@@ -93,23 +90,11 @@ def request_workflow_version(request: Request, value: str) -> tuple[Workflow, Wo
     return workflow, version
 
 
-def run_start(request: Request, *, workflow: Workflow, inputs: Any, mode: str, dialect: str, user: str = "",
-              version: WorkflowVersion | None = None) -> Run:
-    """Validate and write a run for the request's team, token and user (nothing on bad input). Blocking
-    and streaming runs execute in this process right away, so they are written already claimed."""
-    return services.run_create(
-        team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, dialect=dialect, user=user,
-        token=request_token(request), created_by=request_user(request), version=version,
-        claim=mode in (RunMode.BLOCKING, RunMode.STREAMING),
-    )
-
-
-def stream_start(run: Run) -> RunFollower:
-    """Register the listener, then start the run on its own thread: no event can be missed, and a
-    client that goes away neither stops nor loses the run."""
-    follower = RunFollower(run.pk)
-    run_execute_in_thread(run.pk, claimed=run)
-    return follower
+def stream_follow(run: Run) -> RunFollower:
+    """Follow a streaming run that ``run_start`` handed over: the follower replays the log from the
+    first event and then takes live ones, so nothing is missed; a client that goes away neither
+    stops nor loses the run."""
+    return RunFollower(run.pk)
 
 
 def epoch_seconds(value: datetime | str | None) -> int | None:

@@ -29,20 +29,19 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import request_team
 from config.errors import InvalidInput
 from config.exceptions import problem_response
-from runs import services
-from runs.apis import request_run, run_enqueue
+from runs.apis import request_run, run_start_from_request
 from runs.dialects.common import (
     DialectView,
     app_entry_workflow,
     app_required,
     epoch_ms,
     error_message,
-    run_start,
-    stream_start,
+    stream_follow,
 )
-from runs.executor import run_execute
+from runs.lifecycle import COZE, run_stop
 from runs.models import Run, RunMode, RunStatus
 from runs.representations import iso
 from runs.sse import RunFollower, sse_frame, sse_response, sse_stream
@@ -92,8 +91,8 @@ def coze_inputs(request: Request) -> dict[str, Any]:
 def coze_run_start(request: Request, *, mode: str) -> Run:
     workflow = app_entry_workflow(app_required(request))
     try:
-        return run_start(request, workflow=workflow, inputs=coze_inputs(request), mode=mode, dialect="coze",
-                         user=request.headers.get("X-User", "") or "")
+        return run_start_from_request(request, workflow=workflow, inputs=coze_inputs(request), mode=mode,
+                                      origin=COZE, user=request.headers.get("X-User", "") or "")
     except InvalidInput as exc:
         # The body is the inputs: name fields from the body's root.
         errors = [{**e, "path": e["path"].removeprefix("/inputs") or "/"} for e in exc.errors]
@@ -204,8 +203,7 @@ class CozeRunApi(DialectView):
                    description="Run synchronously; the answer is the outputs object. A run that does not succeed "
                                "is a problem+json 500 (`run_failed`, `run_stopped`, `run_timeout`) with `runId`.")
     def post(self, request: Request) -> Response:
-        run = coze_run_start(request, mode=RunMode.BLOCKING)
-        finished = run_execute(run.pk, claimed=run) or Run.objects.get(pk=run.pk)
+        finished = coze_run_start(request, mode=RunMode.BLOCKING)
         if finished.status == RunStatus.SUCCEEDED:
             return Response(finished.outputs or {})
         response = problem_response(500, f"run_{finished.status}", coze_error(finished) or finished.status)
@@ -221,7 +219,7 @@ class CozeStreamRunApi(DialectView):
     def post(self, request: Request) -> Any:
         run = coze_run_start(request, mode=RunMode.STREAMING)
         debug = request.META.get(DEBUG_HEADER, "").strip().lower() == "debug"
-        return coze_stream_response(run, stream_start(run), debug=debug)
+        return coze_stream_response(run, stream_follow(run), debug=debug)
 
 
 class CozeRunStreamApi(CozeStreamRunApi):
@@ -238,7 +236,6 @@ class CozeAsyncRunApi(DialectView):
                    description="Queue the run for a worker; poll GET /task/{task_id}.")
     def post(self, request: Request) -> Response:
         run = coze_run_start(request, mode=RunMode.ASYNC)
-        run_enqueue(run.pk)
         return Response({"task_id": str(run.task_id), "status": "pending", "created_at": iso(run.created_at),
                          "deadline": iso(run.deadline)})
 
@@ -273,5 +270,5 @@ class CozeCancelApi(DialectView):
                    description="Stop a run (by run id or task id); it ends within a second. Answers the task.")
     def post(self, request: Request, run_id: str) -> Response:
         run = request_run(request, run_id, by="any")
-        return Response(coze_task(services.run_stop(team=run.team, run=run)))
+        return Response(coze_task(run_stop(team=request_team(request), run=run)))
 

@@ -21,10 +21,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import request_team
 from config.errors import InvalidInput
 from config.exceptions import error_normalize
-from runs import services
-from runs.apis import request_run
+from runs.apis import request_run, run_start_from_request
 from runs.dialects.common import (
     DialectView,
     app_entry_workflow,
@@ -32,10 +32,9 @@ from runs.dialects.common import (
     epoch_seconds,
     error_message,
     request_workflow_version,
-    run_start,
-    stream_start,
+    stream_follow,
 )
-from runs.executor import run_execute
+from runs.lifecycle import DIFY, run_stop
 from runs.models import ACTIVE_STATUSES, Run, RunMode, RunStatus
 from runs.representations import elapsed_seconds
 from runs.sse import RunFollower, sse_frame, sse_response, sse_stream
@@ -287,13 +286,11 @@ def _run_and_answer(request: Request, *, workflow: Workflow, version: WorkflowVe
     body.is_valid(raise_exception=True)
     data = body.validated_data
     streaming = data["response_mode"] == "streaming"
-    run = run_start(request, workflow=workflow, inputs=data["inputs"], user=data["user"], dialect="dify",
-                    mode=RunMode.STREAMING if streaming else RunMode.BLOCKING, version=version)
+    run = run_start_from_request(request, workflow=workflow, inputs=data["inputs"], user=data["user"], origin=DIFY,
+                                 mode=RunMode.STREAMING if streaming else RunMode.BLOCKING, version=version)
     if streaming:
-        return dify_stream_response(run, stream_start(run))
-    finished = run_execute(run.pk, claimed=run) or Run.objects.get(pk=run.pk)
-    return Response({"task_id": str(finished.task_id), "workflow_run_id": str(finished.pk),
-                     "data": dify_run_data(finished)})
+        return dify_stream_response(run, stream_follow(run))
+    return Response({"task_id": str(run.task_id), "workflow_run_id": str(run.pk), "data": dify_run_data(run)})
 
 
 class DifyWorkflowRunApi(DifyView):
@@ -325,7 +322,7 @@ class DifyTaskStopApi(DifyView):
         if run.dialect == "dify" and run.user and body.validated_data["user"] != run.user:
             raise InvalidInput("The user does not match the user who started the task.",
                                errors=[{"path": "/user", "message": "not the user who started the task"}])
-        services.run_stop(team=run.team, run=run)
+        run_stop(team=request_team(request), run=run)
         return Response({"result": "success"})
 
 

@@ -23,7 +23,7 @@ from standardwebhooks import Webhook
 from runs.models import DeadLetter, NodeRun, Run, RunEvent
 from runs.scheduling import schedules_ensure
 from runs.services import run_create
-from runs.tasks import run_enqueue_now
+from runs.taskqueue import run_enqueue
 from tests.conftest import published_make
 from tests.durable.helpers import cluster, runs_bulk, wait_for
 from tests.engine.http_servers import Reply, scripted_server
@@ -59,7 +59,7 @@ def test_kill9_of_a_cluster_mid_run_then_another_cluster_completes_it_exactly_on
         workflow = published_make(team_a, http_graph(server))
         run = run_create(team=team_a, workflow=workflow, inputs={}, mode="async")
         with cluster(workers=1) as first_cluster:
-            run_enqueue_now(run.pk)
+            run_enqueue(run.pk)
             wait_for(lambda: calls["n"] == 1, timeout=30, what="the slow call")
             stop(first_cluster, kill=True)  # kill -9 mid-run
         killed = Run.objects.get(pk=run.pk)
@@ -87,7 +87,7 @@ def test_a_run_whose_worker_never_comes_back_ends_on_the_dead_letter_list(team_a
         run = run_create(team=team_a, workflow=workflow, inputs={}, mode="async")
         killed: list[int] = []
         with cluster(workers=2):
-            run_enqueue_now(run.pk)
+            run_enqueue(run.pk)
             for claim in (1, 2, 3):
                 wait_for(lambda claim=claim: sum(r.path == "/second" for r in server.requests) == claim, timeout=30,
                          what=f"attempt {claim}")

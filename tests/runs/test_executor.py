@@ -19,8 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from runs.executor import LeaseLost, RunHost, run_claim, run_execute, run_execute_in_thread
+from runs.lifecycle import run_stop
 from runs.models import NodeRun, Run, RunEvent
-from runs.services import run_create, run_stop
+from runs.services import run_create
 from tests.conftest import published_make
 from tests.engine.http_servers import Reply, scripted_server
 from tests.support.processes import python_process

@@ -645,8 +645,7 @@ def test_a_loop_is_drawn_with_its_body_coloured_by_its_iterations(page: Any, sit
                                                                    teams: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
-    from runs.executor import run_execute
-    from runs.services import run_create
+    from runs.lifecycle import NATIVE, run_start
 
     graph = {
         "inputs": {"xs": {"type": "array", "default": [1, 2, 3]}}, "outputs": {"squares": {"type": "array"}},
@@ -663,8 +662,7 @@ def test_a_loop_is_drawn_with_its_body_coloured_by_its_iterations(page: Any, sit
         "edges": [{"from": "start", "to": "each"}, {"from": "each", "to": "end"}],
     }
     workflow = published_workflow(teams["acme"], teams["acme_users"]["owner"], graph=graph, name="Squares")
-    run = run_create(team=teams["acme"], workflow=workflow, inputs={}, claim=True)
-    finished = run_execute(run.pk, claimed=run)
+    run = finished = run_start(team=teams["acme"], workflow=workflow, inputs={}, mode="blocking", origin=NATIVE)
     assert finished is not None and finished.status == "succeeded" and finished.outputs == {"squares": [1, 4, 9]}
     sign_in_as(page, site, teams["acme_users"]["viewer"], teams["acme"])
     page.goto(f"/runs/{run.pk}/")

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 
+from runs.representations import elapsed_seconds
+
 register = template.Library()
 
 
@@ -18,7 +20,5 @@ def pretty_json(value: Any) -> str:
 @register.filter
 def run_duration(run: Any) -> str:
     """A finished run's duration (``runs.representations.elapsed_seconds``), e.g. ``1.234 s``."""
-    from runs.representations import elapsed_seconds
-
     seconds = elapsed_seconds(run)
     return "" if seconds is None else f"{seconds:.3f} s"

@@ -10,22 +10,24 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 
 from accounts import selectors as accounts_selectors
 from config.errors import DomainError
-from runs.executor import run_execute_in_thread
-from web.access import Access, page, team_view
+from runs import deadletters
+from runs.batches import batch_counts
+from runs.lifecycle import dead_letter_replay
+from runs.models import BatchJob
+from web.access import Access, page, team_action, team_view
 from workflows import queue_triggers
 from workflows import selectors as wf_selectors
+from workflows import triggers as trig
+from workflows.triggers import cron_next
 
 
 def next_fires(cron: str, tz: str, count: int = 3) -> list[datetime]:
-    from workflows.triggers import cron_next
-
     out: list[datetime] = []
     after = timezone.now()
     for _ in range(count):
@@ -36,8 +38,6 @@ def next_fires(cron: str, tz: str, count: int = 3) -> list[datetime]:
 
 @team_view()
 def triggers(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
-    from workflows import triggers as trig
-
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
     errors: list[dict[str, str]] = []
     if request.method == "POST":
@@ -74,10 +74,8 @@ def triggers(request: HttpRequest, access: Access, workflow_id: str) -> HttpResp
     })
 
 
-@team_view()
+@team_action("manage")
 def trigger_action(request: HttpRequest, access: Access, trigger_id: str) -> HttpResponse:
-    from workflows import triggers as trig
-
     trigger = trig.trigger_get(team=access.team, id=trigger_id)
     action = request.POST.get("action")
     try:
@@ -94,15 +92,10 @@ def trigger_action(request: HttpRequest, access: Access, trigger_id: str) -> Htt
 
 @team_view(write="run")
 def dead_letters(request: HttpRequest, access: Access) -> HttpResponse:
-    from runs import deadletters
-
     if request.method == "POST":
         letter = deadletters.dead_letter_get(team=access.team, id=request.POST.get("id", ""))
         try:
-            with transaction.atomic():
-                run = deadletters.dead_letter_replay(team=access.team, dead_letter=letter, created_by=request.user)
-                run_id = run.pk
-                transaction.on_commit(lambda: run_execute_in_thread(run_id))
+            run = dead_letter_replay(team=access.team, dead_letter=letter, created_by=request.user)
         except DomainError as exc:
             messages.error(request, exc.detail)
             return redirect("web:dead-letters")
@@ -114,9 +107,6 @@ def dead_letters(request: HttpRequest, access: Access) -> HttpResponse:
 
 @team_view()
 def batches(request: HttpRequest, access: Access) -> HttpResponse:
-    from runs.batches import batch_counts
-    from runs.models import BatchJob
-
     jobs: list[dict[str, Any]] = []
     # No batch list selector exists; this is the one team-scoped read of the page.
     for job in BatchJob.objects.filter(team=access.team).select_related("workflow").order_by("-created_at")[:100]:

@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -15,11 +14,11 @@ from django.utils import timezone
 
 from config.errors import DomainError
 from runs import selectors as run_selectors
-from runs.executor import run_execute_in_thread
+from runs.lifecycle import run_replay, run_stop
 from runs.models import NodeRun, Run, RunStatus
 from runs.representations import node_run_dict
-from runs.services import event_dict, run_replay, run_stop
-from web.access import Access, page, team_view
+from runs.services import event_dict
+from web.access import Access, page, team_action, team_view
 from workflows.selectors import workflow_list
 
 SINCE_CHOICES = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -106,7 +105,7 @@ def run_detail(request: HttpRequest, access: Access, run_id: str) -> HttpRespons
     })
 
 
-@team_view(write="run")
+@team_action("run")
 def run_stop_view(request: HttpRequest, access: Access, run_id: str) -> HttpResponse:
     run = run_selectors.run_get(team=access.team, id=run_id)
     run = run_stop(team=access.team, run=run)
@@ -116,15 +115,12 @@ def run_stop_view(request: HttpRequest, access: Access, run_id: str) -> HttpResp
     return redirect("web:run", run_id=run.pk)
 
 
-@team_view(write="run")
+@team_action("run")
 def run_replay_view(request: HttpRequest, access: Access, run_id: str) -> HttpResponse:
-    """A new run with the same inputs, executed on a thread of this process (as test-panel runs)."""
+    """A new async run with the same inputs, queued for the workers like every replay."""
     run = run_selectors.run_get(team=access.team, id=run_id)
     try:
-        with transaction.atomic():
-            new = run_replay(team=access.team, run=run, created_by=request.user)
-            new_id = new.pk
-            transaction.on_commit(lambda: run_execute_in_thread(new_id))
+        new = run_replay(team=access.team, run=run, created_by=request.user)
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("web:run", run_id=run.pk)

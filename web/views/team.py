@@ -10,7 +10,7 @@ from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
 from accounts.connections import credential_test
 from config.errors import DomainError
-from web.access import Access, page, team_view
+from web.access import Access, page, team_action, team_view
 from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm, secret_field_kinds
 from web.views.accounts import form_errors_add
 from workflows.selectors import app_get, app_list
@@ -34,7 +34,7 @@ def members(request: HttpRequest, access: Access) -> HttpResponse:
     return page(request, access, "web/members.html", {"form": form, "members": rows, "role_form": MemberRoleForm()})
 
 
-@team_view(write="admin")
+@team_action("admin")
 def member_role(request: HttpRequest, access: Access, member_id: str) -> HttpResponse:
     membership = accounts_selectors.member_get(team=access.team, id=member_id)
     form = MemberRoleForm(request.POST)
@@ -48,7 +48,7 @@ def member_role(request: HttpRequest, access: Access, member_id: str) -> HttpRes
     return redirect("web:members")
 
 
-@team_view(write="admin")
+@team_action("admin")
 def member_remove(request: HttpRequest, access: Access, member_id: str) -> HttpResponse:
     membership = accounts_selectors.member_get(team=access.team, id=member_id)
     try:
@@ -89,7 +89,7 @@ def tokens(request: HttpRequest, access: Access) -> HttpResponse:
     return page(request, access, "web/tokens.html", {"form": form, "tokens": rows, "secret": secret})
 
 
-@team_view(write="admin")
+@team_action("admin")
 def token_revoke(request: HttpRequest, access: Access, token_id: str) -> HttpResponse:
     token = accounts_selectors.token_get(team=access.team, id=token_id)
     accounts_services.token_revoke(team=access.team, token=token)
@@ -117,7 +117,7 @@ def credentials(request: HttpRequest, access: Access) -> HttpResponse:
                 status=400 if request.method == "POST" else 200)
 
 
-@team_view()
+@team_action("manage")
 def credential_edit(request: HttpRequest, access: Access, credential_id: str) -> HttpResponse:
     """Replace a credential's secrets (never shown) or delete it."""
     credential = accounts_selectors.credential_get(team=access.team, id=credential_id)

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -21,10 +20,9 @@ from django.urls import reverse
 from accounts import selectors as accounts_selectors
 from config.errors import DomainError, InvalidInput
 from runs import selectors as run_selectors
-from runs.executor import run_execute_in_thread
+from runs.lifecycle import TEST_PANEL, run_start
 from runs.models import RunMode
-from runs.services import run_create
-from web.access import Access, page, team_view
+from web.access import Access, page, team_action, team_view
 from web.forms import AppForm, WorkflowForm
 from web.views.accounts import form_errors_add
 from workflows import selectors as wf_selectors
@@ -85,13 +83,11 @@ def apps(request: HttpRequest, access: Access) -> HttpResponse:
     return page(request, access, "web/apps.html", {"form": form, "apps": rows})
 
 
-@team_view()
+@team_action("manage")
 def app_delete(request: HttpRequest, access: Access, app_id: str) -> HttpResponse:
     """POST: delete the app with its workflows, versions, runs and app-bound tokens (409 while runs are
     active: shown as a message, nothing deleted)."""
     app = wf_selectors.app_get(team=access.team, id=app_id)
-    if request.method != "POST":
-        return redirect("web:app", app_id=app.pk)
     try:
         wf_services.app_delete(team=access.team, app=app)
     except DomainError as exc:
@@ -101,12 +97,10 @@ def app_delete(request: HttpRequest, access: Access, app_id: str) -> HttpRespons
     return redirect("web:apps")
 
 
-@team_view()
+@team_action("manage")
 def workflow_delete(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     """POST: delete the workflow with its versions and runs (not while runs are active)."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
-    if request.method != "POST":
-        return redirect("web:app", app_id=workflow.app_id)
     try:
         wf_services.workflow_delete(team=access.team, workflow=workflow)
     except DomainError as exc:
@@ -187,7 +181,7 @@ def workflow_editor(request: HttpRequest, access: Access, workflow_id: str) -> H
     return page(request, access, "web/editor.html", context)
 
 
-@team_view()
+@team_action("manage")
 def workflow_draft(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     """Save the draft graph (it may be invalid); answer with its validation errors."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
@@ -199,7 +193,7 @@ def workflow_draft(request: HttpRequest, access: Access, workflow_id: str) -> Ht
     return JsonResponse({"ok": True, "errors": wf_services.workflow_validate(team=access.team, workflow=workflow)})
 
 
-@team_view()
+@team_action("manage")
 def workflow_validate(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
     try:
@@ -210,7 +204,7 @@ def workflow_validate(request: HttpRequest, access: Access, workflow_id: str) ->
     return JsonResponse({"ok": not errors, "errors": errors})
 
 
-@team_view()
+@team_action("manage")
 def workflow_publish(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     """Publish the saved draft (the editor saves first)."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
@@ -222,10 +216,10 @@ def workflow_publish(request: HttpRequest, access: Access, workflow_id: str) -> 
                          "inputsSchema": inputs_json_schema(version.graph)})
 
 
-@team_view(write="run")
+@team_action("run")
 def workflow_run(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     """Test panel: a streaming UI run of the saved draft (``"draft": true``, validated as at publish)
-    or of the active version, executed on a thread of this process."""
+    or of the active version."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
     try:
         body = body_json(request)
@@ -237,7 +231,7 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: str) -> Http
     return JsonResponse({"ok": True, "runId": str(run.pk), "status": run.status, "draft": run.draft}, status=201)
 
 
-@team_view(write="run")
+@team_action("run")
 def workflow_run_node(request: HttpRequest, access: Access, workflow_id: str) -> HttpResponse:
     """"Run this node": the node alone, on the last test run's inputs and upstream outputs (a draft run)."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
@@ -259,14 +253,9 @@ def workflow_run_node(request: HttpRequest, access: Access, workflow_id: str) ->
 
 
 def ui_run_start(request: HttpRequest, access: Access, *, workflow: Any, inputs: Any, version: Any) -> Any:
-    """A streaming run for a person watching: executed at once on a thread of this process."""
-    with transaction.atomic():
-        run = run_create(team=access.team, workflow=workflow, inputs=inputs, mode=RunMode.STREAMING, dialect="ui",
-                         trigger="ui", user=request.user.email or request.user.username, created_by=request.user,
-                         version=version)
-        run_id = run.pk
-        transaction.on_commit(lambda: run_execute_in_thread(run_id))
-    return run
+    """A streaming run for a person watching (the page follows it over its websocket)."""
+    return run_start(team=access.team, workflow=workflow, inputs=inputs, mode=RunMode.STREAMING, origin=TEST_PANEL,
+                     user=request.user.email or request.user.username, created_by=request.user, version=version)
 
 
 def diff_lines(old: Any, new: Any, old_name: str, new_name: str) -> list[tuple[str, str]]:
@@ -304,7 +293,7 @@ def workflow_versions(request: HttpRequest, access: Access, workflow_id: str) ->
     })
 
 
-@team_view()
+@team_action("manage")
 def version_activate(request: HttpRequest, access: Access, workflow_id: str, number: int) -> HttpResponse:
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
     version = wf_services.version_activate(team=access.team, workflow=workflow, number=number)
@@ -312,7 +301,7 @@ def version_activate(request: HttpRequest, access: Access, workflow_id: str, num
     return redirect("web:workflow-versions", workflow_id=workflow.pk)
 
 
-@team_view()
+@team_action("manage")
 def version_restore(request: HttpRequest, access: Access, workflow_id: str, number: int) -> HttpResponse:
     """Copy a version's graph into the draft (to edit from there)."""
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)

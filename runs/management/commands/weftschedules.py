@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from runs.scheduling import TICK_FUNC, schedules_ensure, task_enqueue_at
+from runs.scheduling import TICK_FUNC, schedules_ensure
+from runs.taskqueue import task_enqueue_at
 
 
 class Command(BaseCommand):
