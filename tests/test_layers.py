@@ -7,8 +7,8 @@ Read from the source (like ``test_engine_never_imports_django``), so it needs no
 - the project's modules have no import cycle (within a layer either);
 - no project module is imported inside a function to dodge a cycle (the one exception:
   ``AppConfig.ready``, which Django calls once every app's models exist).
-Imports under ``if TYPE_CHECKING:`` count like the others: a type from a higher layer is a sign
-the function is in the wrong layer too.
+Imports under ``if TYPE_CHECKING:`` count for the layers (a type from a higher layer is a sign the
+function is in the wrong layer too) but not for cycles (they are never executed).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, int]] = [
     ("workflows.engine", MODELS), ("workflows.engine.*", MODELS),
     ("*.models", MODELS), ("config.errors", MODELS), ("config.settings", MODELS), ("config.sqlite*", MODELS),
     ("accounts.crypto", MODELS), ("accounts.tokens", MODELS), ("*.migrations*", MODELS),
+    ("config.localkeys", MODELS), ("config.settings_test", MODELS), ("workflows.budgets", MODELS),
     ("accounts", MODELS), ("config", MODELS), ("runs", MODELS), ("web", MODELS), ("workflows", MODELS),
     ("runs.dialects", MODELS), ("*.management", MODELS), ("*.management.commands", MODELS),
     ("web.templatetags", MODELS), ("web.views", MODELS), ("workflows.demo", ENTRY),
@@ -39,6 +40,8 @@ LAYERS: list[tuple[str, int]] = [
     ("runs.signing", SELECTORS), ("config.exceptions", SELECTORS),
     # Who the request is (token or session) and which team it acts for: what selectors are handed.
     ("accounts.authentication", SELECTORS), ("accounts.permissions", SELECTORS),
+    # The outbound policies of a team's database and broker credentials (decrypted when used).
+    ("accounts.connections", SELECTORS),
     # Writes: services, and the run lifecycle with what its end-of-run work needs.
     ("*.services", SERVICES), ("runs.lifecycle", SERVICES), ("runs.deadletters", SERVICES),
     ("runs.callbacks", SERVICES), ("runs.batches", SERVICES),
@@ -81,7 +84,8 @@ class Imports(ast.NodeVisitor):
     """Module-level imports (with the names imported) and imports inside functions."""
 
     def __init__(self) -> None:
-        self.top: list[tuple[str, list[str], int]] = []
+        self.top: list[tuple[str, list[str], int, bool]] = []
+        self.typing_only = False
         self.inner: list[tuple[str, int, str]] = []
         self.functions: list[str] = []
         self.classes: list[str] = []
@@ -98,6 +102,19 @@ class Imports(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        if isinstance(test, ast.Name) and test.id == "TYPE_CHECKING" or (
+                isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+            self.typing_only, before = True, self.typing_only
+            for child in node.body:
+                self.visit(child)
+            self.typing_only = before
+            for child in node.orelse:
+                self.visit(child)
+            return
+        self.generic_visit(node)
+
     def _add(self, module: str, names: list[str], lineno: int) -> None:
         if not project(module):
             return
@@ -105,7 +122,7 @@ class Imports(ast.NodeVisitor):
             where = ".".join([*self.classes, *self.functions])
             self.inner.append((module, lineno, where))
         else:
-            self.top.append((module, names, lineno))
+            self.top.append((module, names, lineno, self.typing_only))
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -116,8 +133,9 @@ class Imports(ast.NodeVisitor):
             self._add(node.module, [a.name for a in node.names], node.lineno)
 
 
-def import_graph() -> tuple[dict[str, set[str]], dict[str, list[str]], list[str]]:
-    """(module -> the project modules it imports, module -> its import lines, inner-import offenders)."""
+def import_graph(*, runtime_only: bool = False) -> tuple[dict[str, set[str]], dict[str, list[str]], list[str]]:
+    """(module -> the project modules it imports, module -> its import lines, inner-import offenders).
+    ``runtime_only``: leave out the imports under ``if TYPE_CHECKING:``."""
     parsed = {module_name(p): (p, ast.parse(p.read_text(), str(p))) for p in project_files()}
     modules = set(parsed)
     graph: dict[str, set[str]] = {m: set() for m in modules}
@@ -126,7 +144,9 @@ def import_graph() -> tuple[dict[str, set[str]], dict[str, list[str]], list[str]
     for module, (path, tree) in parsed.items():
         visitor = Imports()
         visitor.visit(tree)
-        for target, names, lineno in visitor.top:
+        for target, names, lineno, typing_only in visitor.top:
+            if typing_only and runtime_only:
+                continue
             targets = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules] or [target]
             for t in targets:
                 if t in modules and t != module:
@@ -188,15 +208,13 @@ def test_every_import_goes_to_the_same_or_a_lower_layer() -> None:
 
 
 def test_the_project_modules_have_no_import_cycle() -> None:
-    graph, _, _ = import_graph()
+    graph, _, _ = import_graph(runtime_only=True)
     assert cycles(graph) == []
 
 
 # The engine's own (pure Python, inside workflows/engine): its graph check and scheduler are being
 # split into passes (issue 12, engine side); these go with that split. Nothing may be added here.
 ENGINE_PENDING = {
-    "workflows/engine/graph.py (_Checker.expand_for_check) imports workflows.engine.params",
-    "workflows/engine/graph.py (_node_types) imports workflows.engine.nodes.registry",
     "workflows/engine/scheduler.py (_Scheduler.outcome) imports workflows.engine.graph",
 }
 
@@ -205,6 +223,7 @@ def test_no_project_module_is_imported_inside_a_function() -> None:
     _, _, inner = import_graph()
     without_lines = {line.split(":", 1)[0] + " " + line.split(" ", 1)[1] for line in inner}
     assert sorted(without_lines - ENGINE_PENDING) == []
+    assert ENGINE_PENDING <= without_lines, "fixed: remove it from ENGINE_PENDING"
 
 
 def test_the_checks_see_the_project() -> None:
