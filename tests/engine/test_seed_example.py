@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.engine.helpers import compile_test, run
 from tests.engine.http_servers import FakeServices, Reply, scripted_server
+from workflows.engine.graph import GraphInvalid
 
 SEED_GRAPH: dict[str, Any] = {
     "inputs": {"orderId": {"type": "string", "required": True}, "amount": {"type": "number"},
@@ -81,3 +82,23 @@ def test_delay_passes_its_upstream_data_through() -> None:
     assert outcome.outputs == {"userId": "u-1"}
     assert host.records["wait"].output == {"user": {"id": "u-1"}}
     assert host.records["wait"].process_data == {"seconds": 0.05}
+
+
+def test_validation_reports_every_problem_of_a_broken_seed_graph_at_once() -> None:
+    """The issue's case: a cycle and an unknown node type are reported, and so is a node that start
+    cannot reach (the old check stopped before the reachability pass)."""
+    graph = seed_graph("https://risk.example/notify")
+    graph["nodes"] = [*graph["nodes"],
+                      {"id": "fraud", "type": "fraud_check", "config": {}},
+                      {"id": "orphan", "type": "transform", "config": {"mapping": {"x": "$.orderId"}}}]
+    graph["edges"] = [*graph["edges"], {"from": "notify", "to": "mask"}, {"from": "check", "to": "fraud", "port": "else"}]
+    try:
+        compile_test(graph)
+    except GraphInvalid as exc:
+        errors = exc.errors
+    else:
+        raise AssertionError("the broken graph compiled")
+    text = " | ".join(f"{e['path']}: {e['message']}" for e in errors)
+    assert any("cycle" in e["message"] for e in errors), text
+    assert any(e["path"].startswith("/nodes/6") and "fraud_check" in e["message"] for e in errors), text
+    assert any(e["path"].startswith("/nodes/7") and "reachable" in e["message"] for e in errors), text
