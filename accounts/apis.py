@@ -19,12 +19,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.connections import credential_test
+from accounts.invitations import invitation_create, invitation_revoke
 from accounts.models import ALL_SCOPES, ApiToken, CredentialKind, Role
 from accounts.permissions import request_grantor, request_membership, request_team
 from accounts.selectors import (
     credential_fields,
     credential_get,
     credential_list,
+    invitation_get,
+    invitation_list,
     member_get,
     member_list,
     parameters_get,
@@ -36,7 +39,6 @@ from accounts.services import (
     credential_create,
     credential_delete,
     credential_update,
-    membership_add,
     membership_remove,
     membership_update,
     parameters_replace,
@@ -291,14 +293,35 @@ class MemberListOutputSerializer(serializers.Serializer):
         ref_name = "MemberList"
 
 
+class InvitationOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    status = serializers.SerializerMethodField()
+    invitedBy = serializers.EmailField(source="invited_by.email", allow_null=True, default=None)
+    createdAt = serializers.DateTimeField(source="created_at")
+    expiresAt = serializers.DateTimeField(source="expires_at")
+
+    class Meta:
+        ref_name = "Invitation"
+
+    def get_status(self, invitation: Any) -> str:
+        return "pending"
+
+
+class InvitationListOutputSerializer(serializers.Serializer):
+    data = InvitationOutputSerializer(many=True)
+
+    class Meta:
+        ref_name = "InvitationList"
+
+
 class MemberListApi(APIView):
     required_scopes = READ_ADMIN
 
     class InputSerializer(serializers.Serializer):
-        email = serializers.EmailField()
+        email = serializers.EmailField(max_length=254)
         role = serializers.ChoiceField(choices=Role.choices)
-        password = StrictCharField(required=False, min_length=8, max_length=128, write_only=True,
-                                   help_text="Only for a new user; an existing user keeps their password.")
 
         class Meta:
             ref_name = "MemberCreateInput"
@@ -310,12 +333,37 @@ class MemberListApi(APIView):
         return Response({"data": MemberOutputSerializer(members, many=True).data})
 
     @extend_schema(operation_id="members_add", tags=["members"], request=InputSerializer,
-                   responses={201: MemberOutputSerializer, **problem_responses(400, 409)})
+                   responses={202: InvitationOutputSerializer, **problem_responses(400, 409)},
+                   description="Invites the address: a single-use link is mailed, and the membership exists "
+                               "once a signed-in user with that verified address accepts it. 409 when it is "
+                               "already a member or has a pending invitation.")
     def post(self, request: Request) -> Response:
         team = request_team(request)
         data = input_validate(self.InputSerializer, request.data)
-        membership = membership_add(team=team, actor_role=actor_role(request), **data)
-        return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+        created_by, _ = request_grantor(request)
+        invitation = invitation_create(team=team, invited_by=created_by, actor_role=actor_role(request), **data)
+        return Response(InvitationOutputSerializer(invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvitationListApi(APIView):
+    required_scopes = READ_ADMIN
+
+    @extend_schema(operation_id="invitations_list", tags=["members"],
+                   responses={200: InvitationListOutputSerializer, **problem_responses()})
+    def get(self, request: Request) -> Response:
+        rows = invitation_list(team=request_team(request))
+        return Response({"data": InvitationOutputSerializer(rows, many=True).data})
+
+
+class InvitationDetailApi(APIView):
+    required_scopes = READ_ADMIN
+
+    @extend_schema(operation_id="invitations_revoke", tags=["members"], parameters=[path_id("invitation_id")],
+                   responses={204: None, **problem_responses(404)})
+    def delete(self, request: Request, invitation_id: str) -> Response:
+        team = request_team(request)
+        invitation_revoke(team=team, invitation=invitation_get(team=team, id=invitation_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def actor_role(request: Request) -> str | None:

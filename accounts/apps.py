@@ -1,6 +1,8 @@
-"""Django app config for accounts."""
+"""Django app config for accounts. Importing ``accounts.checks`` registers the deployment checks."""
 
 from django.apps import AppConfig
+
+from accounts import checks  # noqa: F401
 
 
 class AccountsConfig(AppConfig):

@@ -132,3 +132,46 @@ class GlobalParameter(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UserEmail(models.Model):
+    """Whether a user's address (their username and email) is verified: proven by a mailed link.
+
+    Only a verified account can accept an invitation; an unverified one reaches only teams it
+    created itself. Users without a row are unverified."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="email_state")
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ({'verified' if self.verified_at else 'unverified'})"
+
+
+class Invitation(models.Model):
+    """An invitation to join a team, mailed as a single-use link; only a hash of its token is stored.
+
+    Pending while neither accepted, revoked nor expired; one pending invitation per team and address."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.EDITOR)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["team", "email"], condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+            name="invitation_team_email_pending_unique")]
+        indexes = [models.Index(fields=["team", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} -> {self.team_id} ({self.role})"

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.crypto import secret_decrypt
-from accounts.models import ApiToken, Credential, GlobalParameter, Membership, Team
+from accounts.models import ApiToken, Credential, GlobalParameter, Invitation, Membership, Team
 from config.errors import NotFound
 from config.stamp import StampedCache
 
@@ -74,3 +75,14 @@ def member_get(*, team: Team, id: Any) -> Membership:
 
 def user_teams(*, user: Any) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
+
+
+def invitation_list(*, team: Team) -> QuerySet[Invitation]:
+    """The team's pending invitations (neither accepted, revoked nor expired)."""
+    return (Invitation.objects.filter(team=team, accepted_at__isnull=True, revoked_at__isnull=True,
+                                      expires_at__gt=timezone.now())
+            .select_related("invited_by").order_by("-created_at"))
+
+
+def invitation_get(*, team: Team, id: Any) -> Invitation:
+    return row_get(invitation_list(team=team), "Invitation", pk=id)

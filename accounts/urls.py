@@ -31,4 +31,6 @@ urlpatterns = [
     path("parameters", apis.ParametersApi.as_view(), name="parameters"),
     path("members", apis.MemberListApi.as_view(), name="members"),
     path("members/<objid:member_id>", apis.MemberDetailApi.as_view(), name="member"),
+    path("invitations", apis.InvitationListApi.as_view(), name="invitations"),
+    path("invitations/<objid:invitation_id>", apis.InvitationDetailApi.as_view(), name="invitation"),
 ]

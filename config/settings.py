@@ -297,6 +297,24 @@ WEFT_MAX_REGEX_PATTERN_BYTES = env_int("WEFT_MAX_REGEX_PATTERN_BYTES", 1024)
 WEFT_MAX_REGEX_SUBJECT_BYTES = env_int("WEFT_MAX_REGEX_SUBJECT_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
 
+# Mail (verification, invitations, password reset): Django's email settings from the environment.
+# SMTP when EMAIL_HOST is set, else the console (development); EMAIL_BACKEND overrides (e.g.
+# django.core.mail.backends.filebased.EmailBackend with EMAIL_FILE_PATH). Tests: local memory.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Weft <weft@localhost>")
+WEFT_VERIFICATION_DAYS = env_int("WEFT_VERIFICATION_DAYS", 3)
+WEFT_INVITATION_DAYS = env_int("WEFT_INVITATION_DAYS", 7)
+PASSWORD_RESET_TIMEOUT = env_int("WEFT_PASSWORD_RESET_SECONDS", 3600)
+
 # Transport security (docs/accounts.md). Behind a TLS-terminating proxy set
 # WEFT_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only if the proxy always sets that header).
 WEFT_SECURE_COOKIES = env_bool("WEFT_SECURE_COOKIES", False)

@@ -31,6 +31,7 @@ from django.utils import timezone
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.test import APIClient
 
+from accounts.invitations import invitation_create
 from accounts.models import ALL_SCOPES, Role, Team
 from accounts.permissions import required_scope
 from accounts.services import credential_create, token_create
@@ -44,6 +45,7 @@ from tests.conftest import (
     db_snapshot,
     member_make,
     published_make,
+    unique,
 )
 
 
@@ -124,6 +126,8 @@ URL_KWARG_FACTORIES: dict[str, Callable[[Team, dict[str, Any]], str]] = {
         credential_create(team=team, name="matrix", kind="bearer", secrets={"token": "s3cret"}).id
     ),
     "member_id": _member,
+    "invitation_id": lambda team, ctx: str(invitation_create(team=team, email=f"{unique('inv')}@example.com",
+                                                             role=Role.VIEWER).id),
     "run_id": lambda team, ctx: str(_run(team, ctx).id),
     "task_id": lambda team, ctx: str(_run(team, ctx).task_id),
     "workflow_run_id": lambda team, ctx: str(_run(team, ctx).id),

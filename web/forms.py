@@ -11,8 +11,9 @@ from accounts.models import ALL_SCOPES, CREDENTIAL_FIELDS, CredentialKind, Role
 
 class SignUpForm(forms.Form):
     email = forms.EmailField()
-    password = forms.CharField(widget=forms.PasswordInput, min_length=8)
-    team_name = forms.CharField(max_length=120, label="Team name")
+    password = forms.CharField(widget=forms.PasswordInput, min_length=8, max_length=128)
+    team_name = forms.CharField(max_length=120, label="Team name", required=False,
+                                help_text="Created once you confirm your address; leave empty to only join teams.")
 
 
 class TeamForm(forms.Form):
@@ -20,10 +21,10 @@ class TeamForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
+    """Adding a member sends an invitation; they join once they accept it with a verified address."""
+
     email = forms.EmailField()
     role = forms.ChoiceField(choices=Role.choices, initial=Role.EDITOR)
-    password = forms.CharField(widget=forms.PasswordInput, required=False, min_length=8,
-                               help_text="Only for a new account; an existing account keeps its password.")
 
 
 class MemberRoleForm(forms.Form):

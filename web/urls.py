@@ -1,5 +1,6 @@
 """Web UI routes (mounted last at the site root)."""
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
@@ -13,11 +14,25 @@ urlpatterns = [
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="/login/"), name="logout"),
     path("signup/", accounts.signup, name="signup"),
+    path("verify/resend/", accounts.verify_resend, name="verify-resend"),
+    path("verify/<str:token>/", accounts.verify, name="verify"),
+    path("invitations/<str:token>/", accounts.invitation, name="invitation"),
+    path("password/reset/", auth_views.PasswordResetView.as_view(
+        template_name="web/password_reset.html", email_template_name="web/mail/password_reset.txt",
+        subject_template_name="web/mail/password_reset_subject.txt", success_url="/password/reset/sent/",
+        extra_email_context={"public_url": settings.WEFT_PUBLIC_URL}),  # never the request's Host
+        name="password-reset"),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(template_name="web/password_reset_sent.html"),
+         name="password-reset-sent"),
+    path("password/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
+        template_name="web/password_reset_confirm.html", success_url="/login/", post_reset_login=False),
+        name="password-reset-confirm"),
     path("teams/new/", accounts.team_new, name="team-new"),
     path("teams/switch/", accounts.team_switch, name="team-switch"),
     path("settings/members/", team.members, name="members"),
     path("settings/members/<str:member_id>/role/", team.member_role, name="member-role"),
     path("settings/members/<str:member_id>/remove/", team.member_remove, name="member-remove"),
+    path("settings/invitations/<str:invitation_id>/revoke/", team.invitation_revoke, name="invitation-revoke"),
     path("settings/tokens/", team.tokens, name="tokens"),
     path("settings/tokens/<str:token_id>/revoke/", team.token_revoke, name="token-revoke"),
     path("settings/credentials/", team.credentials, name="credentials"),

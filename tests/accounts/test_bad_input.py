@@ -37,8 +37,6 @@ CASES: list[tuple[str, str, Any, set[str]]] = [
     ("PUT", "/api/v1/parameters", {"system.biz.date": "x"}, {"/system.biz.date"}),
     ("POST", "/api/v1/members", {}, {"/email", "/role"}),
     ("POST", "/api/v1/members", {"email": "not-an-email", "role": "god"}, {"/email", "/role"}),
-    ("POST", "/api/v1/members", {"email": "new@a.example", "role": "editor", "password": "short"}, {"/password"}),
-    ("POST", "/api/v1/members", {"email": "new@a.example", "role": "editor", "password": 12345678}, {"/password"}),
     ("PATCH", "/api/v1/members/{member}", {}, {"/role"}),
     ("PATCH", "/api/v1/members/{member}", {"role": "god"}, {"/role"}),
 ]

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role, Team
-from tests.conftest import PASSWORD, client_with_session, member_of, workflow_make
+from tests.conftest import PASSWORD, client_with_session, member_make, member_of, workflow_make
 
 
 def test_viewer_reads_but_cannot_write(team_a: Team, viewer_a: User) -> None:
@@ -45,18 +45,20 @@ def test_editor_builds_but_cannot_manage_members(team_a: Team, editor_a: User, v
 
 
 def _manage_members(client: APIClient, team: Team) -> None:
-    added = client.post("/api/v1/members", {"email": "New@A.example", "role": "editor", "password": PASSWORD},
-                        format="json")
-    assert added.status_code == 201, added.content
-    body = added.json()
-    assert body["email"] == "new@a.example" and body["role"] == "editor"
-    assert User.objects.get(username="new@a.example").check_password(PASSWORD)
+    invited = client.post("/api/v1/members", {"email": "New@A.example", "role": "editor"}, format="json")
+    assert invited.status_code == 202, invited.content
+    assert invited.json()["email"] == "new@a.example" and invited.json()["status"] == "pending"
     again = client.post("/api/v1/members", {"email": "new@a.example", "role": "viewer"}, format="json")
     assert again.status_code == 409
-    changed = client.patch(f"/api/v1/members/{body['id']}", {"role": "viewer"}, format="json")
+    # the invitee joins by accepting with their verified address (tests/accounts/test_invitations.py)
+    user = User.objects.create_user("new@a.example", "new@a.example", PASSWORD)
+    membership = Membership.objects.create(team=team, user=user, role=Role.EDITOR)
+    already = client.post("/api/v1/members", {"email": "new@a.example", "role": "viewer"}, format="json")
+    assert already.status_code == 409
+    changed = client.patch(f"/api/v1/members/{membership.pk}", {"role": "viewer"}, format="json")
     assert changed.status_code == 200 and changed.json()["role"] == "viewer"
-    assert client.delete(f"/api/v1/members/{body['id']}").status_code == 204
-    assert not Membership.objects.filter(pk=body["id"]).exists()
+    assert client.delete(f"/api/v1/members/{membership.pk}").status_code == 204
+    assert not Membership.objects.filter(pk=membership.pk).exists()
 
 
 def test_owner_manages_members(team_a: Team, owner_a: User) -> None:
@@ -79,16 +81,18 @@ def test_last_owner_cannot_be_demoted_or_removed(session_client_a: APIClient, te
     assert Membership.objects.get(pk=owner.id).role == Role.OWNER
     # with a second owner, the first may step down
     second = session_client_a.post("/api/v1/members", {"email": "co@a.example", "role": "owner"}, format="json")
-    assert second.status_code == 201
+    assert second.status_code == 202  # an owner may invite an owner
+    member_make(team_a, Role.OWNER, "co@a.example")
     assert session_client_a.patch(f"/api/v1/members/{owner.id}", {"role": "admin"}, format="json").status_code == 200
 
 
-def test_adding_an_existing_user_keeps_their_password(session_client_a: APIClient, team_b: Team, user_b: Any) -> None:
-    response = session_client_a.post("/api/v1/members", {"email": user_b.email, "role": "viewer", "password": "hijacked-1"},
-                                      format="json")
-    assert response.status_code == 201
+def test_adding_an_existing_user_attaches_nothing(session_client_a: APIClient, team_a: Team, team_b: Team,
+                                                   user_b: Any) -> None:
+    response = session_client_a.post("/api/v1/members", {"email": user_b.email, "role": "viewer"}, format="json")
+    assert response.status_code == 202
+    assert not Membership.objects.filter(team=team_a, user=user_b).exists()
     user_b.refresh_from_db()
-    assert user_b.check_password(PASSWORD) and not user_b.check_password("hijacked-1")
+    assert user_b.check_password(PASSWORD)
 
 
 def test_members_list_shows_only_the_team(session_client_a: APIClient, team_b: Team, owner_a: User) -> None:

@@ -67,8 +67,9 @@ def test_check_deploy_with_production_variables_reports_nothing(tmp_path: Path) 
     env = django_env(WEFT_DATA_DIR=str(tmp_path), DEBUG="0", SECRET_KEY=STRONG, WEFT_ENCRYPTION_KEY=FERNET,
                      ALLOWED_HOSTS="weft.example.com", WEFT_SECURE_COOKIES="1", WEFT_SSL_REDIRECT="1",
                      WEFT_HSTS_SECONDS="31536000", WEFT_HSTS_PRELOAD="1",
-                     WEFT_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https")
+                     WEFT_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https", EMAIL_HOST="smtp.example.com")
     env.pop("WEFT_LOCAL_KEYS", None)
+    env.pop("EMAIL_BACKEND", None)
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

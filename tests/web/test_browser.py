@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ from django.test import Client
 from accounts.models import ApiToken
 from accounts.permissions import SESSION_TEAM_KEY
 from runs.models import Run
+from tests.accounts.live import mail_links
 from tests.support.processes import daphne
 from tests.web.factories import delay_graph, published_workflow, three_node_graph
 
@@ -72,10 +74,14 @@ def hook_server() -> Iterator[str]:
     server.shutdown()
 
 
+SITE_MAIL = Path(tempfile.mkdtemp(prefix="weft-browser-mail-"))  # the site's mail, one file per message
+
+
 @pytest.fixture(scope="module")
 def site(django_db_setup: Any) -> Iterator[str]:
-    """Daphne on the test database, allowed to call the loopback hook server."""
-    with daphne(WEFT_HTTP_ALLOW_NETWORKS="127.0.0.0/8") as (_, url):
+    """Daphne on the test database, allowed to call the loopback hook server; mail into SITE_MAIL."""
+    with daphne(WEFT_HTTP_ALLOW_NETWORKS="127.0.0.0/8", EMAIL_FILE_PATH=str(SITE_MAIL),
+                EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend") as (_, url):
         yield url
 
 
@@ -248,6 +254,9 @@ def test_a_new_user_builds_tests_and_publishes_the_order_workflow(page: Any, sit
     page.fill("#id_password", "a-long-password")
     page.fill("#id_team_name", "Makers")
     page.click("#signup-form button")
+    expect(page.locator("#signup-sent")).to_contain_text("maker@example.com")
+    page.goto(mail_links(SITE_MAIL, "maker@example.com")[-1])  # the confirmation link, mailed
+    page.click("#verify-form button")
     expect(page).to_have_url(re.compile(r"/apps/$"))
 
     # The risk team's credential, through its form (only the bearer kind's field is shown).

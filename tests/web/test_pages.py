@@ -25,18 +25,21 @@ def post_json(client: Client, url: str, body: Any) -> Any:
     return client.post(url, data=json.dumps(body), content_type="application/json")
 
 
-def test_sign_up_creates_a_team_and_signs_in() -> None:
+def test_sign_up_creates_the_team_once_the_address_is_confirmed(mailoutbox: list[Any]) -> None:
     client = Client()
     response = client.post("/signup/", {"email": "New@Example.com", "password": "long-enough-pw", "team_name": "Night Shift"})
-    assert response.status_code == 302 and response["Location"] == "/apps/"
+    assert response.status_code == 200 and b'id="signup-sent"' in response.content
+    assert not Team.objects.filter(slug="night-shift").exists()
+    link = "/" + mailoutbox[0].body.split("://", 1)[1].split("/", 1)[1].split()[0]
+    assert client.post(link).status_code == 302
     user = User.objects.get(username="new@example.com")
     team = Team.objects.get(slug="night-shift")
     assert Membership.objects.get(team=team, user=user).role == "owner"
     assert client.session[SESSION_TEAM_KEY] == str(team.pk)
     assert b"Night Shift" in client.get("/apps/").content
-    # Same email again: refused, nothing created.
+    # Same email again: the same answer, nothing created.
     again = Client().post("/signup/", {"email": "new@example.com", "password": "long-enough-pw", "team_name": "Other"})
-    assert again.status_code == 200 and b"sign in instead" in again.content
+    assert again.status_code == 200 and b'id="signup-sent"' in again.content
     assert not Team.objects.filter(slug="other").exists()
 
 
@@ -61,8 +64,11 @@ def test_team_switcher_only_switches_to_own_teams(teams: dict[str, Any], client_
 
 def test_members_add_change_remove_and_admin_only(teams: dict[str, Any], client_for: Any) -> None:
     admin = client_for("admin")
-    assert admin.post("/settings/members/", {"email": "new@acme.test", "role": "viewer", "password": "long-enough-pw"}).status_code == 302
-    member = Membership.objects.get(team=teams["acme"], user__username="new@acme.test")
+    assert admin.post("/settings/members/", {"email": "new@acme.test", "role": "viewer"}).status_code == 302
+    assert not Membership.objects.filter(team=teams["acme"], user__username="new@acme.test").exists()  # invited
+    assert b"new@acme.test" in admin.get("/settings/members/").content
+    user = User.objects.create_user("new@acme.test", "new@acme.test", "long-enough-pw")
+    member = Membership.objects.create(team=teams["acme"], user=user, role="viewer")
     admin.post(f"/settings/members/{member.pk}/role/", {"role": "editor"})
     member.refresh_from_db()
     assert member.role == "editor"

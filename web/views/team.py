@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from accounts import invitations as accounts_invitations
 from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
 from accounts.connections import credential_test
@@ -21,17 +22,28 @@ def members(request: HttpRequest, access: Access) -> HttpResponse:
     form = MemberAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            accounts_services.membership_add(
+            accounts_invitations.invitation_create(
                 team=access.team, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
-                password=form.cleaned_data["password"] or None, actor_role=access.role,
+                invited_by=request.user, actor_role=access.role,
             )
         except DomainError as exc:
             form_errors_add(form, exc, {"/email": "email", "/role": "role"})
         else:
-            messages.success(request, f"{form.cleaned_data['email']} added as {form.cleaned_data['role']}.")
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']} ({form.cleaned_data['role']}).")
             return redirect("web:members")
     rows = accounts_selectors.member_list(team=access.team)
-    return page(request, access, "web/members.html", {"form": form, "members": rows, "role_form": MemberRoleForm()})
+    return page(request, access, "web/members.html", {
+        "form": form, "members": rows, "role_form": MemberRoleForm(),
+        "invitations": accounts_selectors.invitation_list(team=access.team) if access.can_admin else [],
+    })
+
+
+@team_view(write="admin")
+def invitation_revoke(request: HttpRequest, access: Access, invitation_id: str) -> HttpResponse:
+    invitation = accounts_selectors.invitation_get(team=access.team, id=invitation_id)
+    accounts_invitations.invitation_revoke(team=access.team, invitation=invitation)
+    messages.success(request, f"Invitation of {invitation.email} revoked.")
+    return redirect("web:members")
 
 
 @team_action("admin")
