@@ -164,14 +164,21 @@ if REDIS_URL:
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES["throttle"] = {**CACHES["default"]}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     # Shared by every process of this installation (web processes, workers): config/sharedcache.
     CACHES = {"default": {"BACKEND": "config.sharedcache.SharedFileCache", "LOCATION": ""}}
+    CACHES["throttle"] = {**CACHES["default"]}  # sign-in throttling (accounts.throttle), shared likewise
+CACHES["throttle"]["KEY_PREFIX"] = os.environ.get("WEFT_THROTTLE_PREFIX", "weft")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
 ]
+AUTHENTICATION_BACKENDS = ["accounts.throttle.ThrottledModelBackend"]
+WEFT_LOGIN_FAILURES_PER_ACCOUNT = env_int("WEFT_LOGIN_FAILURES_PER_ACCOUNT", 5)
+WEFT_LOGIN_FAILURES_PER_ADDRESS = env_int("WEFT_LOGIN_FAILURES_PER_ADDRESS", 30)
+WEFT_LOGIN_WINDOW_SECONDS = env_int("WEFT_LOGIN_WINDOW_SECONDS", 900)
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"

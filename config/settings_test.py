@@ -10,5 +10,7 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "weft-test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("WEFT_ENCRYPTION_KEY", "kKW6nKnmtJ0YDR3pDPTEpBzO6yj0iyXvvjuGMuqhWZs=")
+# Sign-in failures counted by one test session (and its servers) never lock out another's.
+os.environ.setdefault("WEFT_THROTTLE_PREFIX", f"test{os.getpid()}")
 
 from config.settings import *  # noqa: E402,F403

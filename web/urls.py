@@ -10,8 +10,7 @@ app_name = "web"
 
 urlpatterns = [
     path("", accounts.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
-         name="login"),
+    path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="/login/"), name="logout"),
     path("signup/", accounts.signup, name="signup"),
     path("verify/resend/", accounts.verify_resend, name="verify-resend"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,6 +24,7 @@ from accounts.invitations import (
 )
 from accounts.permissions import SESSION_TEAM_KEY, request_membership
 from accounts.selectors import user_teams
+from accounts.throttle import login_locked
 from accounts.services import team_create
 from config.errors import DomainError, NotFound
 from web.forms import SignUpForm, TeamForm
@@ -44,6 +46,25 @@ def home(request: HttpRequest) -> HttpResponse:
     if request_membership(request) is None:
         return redirect("web:team-new")
     return redirect("web:apps")
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in page; past the sign-in throttle (accounts.throttle) a 429 saying when to retry."""
+
+    template_name = "web/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        wait = login_locked(request, request.POST.get("username", ""))
+        if wait:
+            # An unbound form: validating it would try the password (and count another failure).
+            form = self.get_form_class()(request)
+            locked = (f"Too many failed sign-ins. Try again in {max(1, wait // 60)} minute(s), "
+                      "or reset your password.")
+            response = self.render_to_response(self.get_context_data(form=form, locked=locked), status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
 
 
 def safe_next(request: HttpRequest, value: str) -> str:
@@ -74,7 +95,7 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "POST":
         return render(request, "web/verify.html", {"email": data["user"].email})
     user, team, next_url = email_verify(token=token)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend="accounts.throttle.ThrottledModelBackend")
     if team is not None:
         request.session[SESSION_TEAM_KEY] = str(team.pk)
         messages.success(request, f"Address confirmed. Welcome to Weft: your team “{team.name}” is ready.")
