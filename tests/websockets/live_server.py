@@ -9,10 +9,7 @@ over the in-memory channel layer; rows written by the test process reach it thro
 
 from __future__ import annotations
 
-import re
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,25 +18,13 @@ from tests.support.processes import daphne
 
 
 class LiveServer:
-    def __init__(self, url: str, mail_dir: Path) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
         self.port = int(url.rsplit(":", 1)[1])
         self.ws_url = url.replace("http://", "ws://", 1)
-        self.mail_dir = mail_dir  # the server's mail, one file per message (Django's file backend)
-
-    def mail_links(self, to: str) -> list[str]:
-        """The links of every mail the server sent to ``to``, oldest first."""
-        links = []
-        for path in sorted(self.mail_dir.glob("*.log"), key=lambda p: p.stat().st_mtime):
-            text = path.read_text()
-            if f"To: {to}" in text:
-                links += re.findall(r"https?://\S+", text)
-        return links
 
 
 @pytest.fixture(scope="session")
 def daphne_server(django_db_setup: Any) -> Iterator[LiveServer]:
-    mail_dir = Path(tempfile.mkdtemp(prefix="weft-mail-"))
-    with daphne(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)) \
-            as (_, url):
-        yield LiveServer(url, mail_dir)
+    with daphne() as (_, url):
+        yield LiveServer(url)
