@@ -24,8 +24,8 @@ from accounts.invitations import (
 )
 from accounts.permissions import SESSION_TEAM_KEY, request_membership
 from accounts.selectors import user_teams
-from accounts.throttle import login_locked
 from accounts.services import team_create
+from accounts.throttle import login_locked
 from config.errors import DomainError, NotFound
 from web.forms import SignUpForm, TeamForm
 
