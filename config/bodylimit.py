@@ -1,0 +1,167 @@
+"""The request body limit (``WEFT_MAX_BODY_BYTES``) below Django, before anything is buffered.
+
+Two layers, because the server buffers before the application sees a byte:
+
+- ``BodyLimitMiddleware`` (ASGI, wraps the HTTP application): a ``Content-Length`` over the limit
+  is answered 413 without reading the body; a body without one (chunked) is counted while it is
+  read and, once past the limit, the application is told the client left (Django drops the
+  request) and the 413 is sent. Works under any ASGI server.
+- ``daphne_guard_install``: Daphne (Twisted) receives the whole body into a file and then queues
+  all of it to the application at once, so a 300 MB upload became 300 MB of memory before any
+  ASGI code ran. The guard refuses in Twisted itself: a declared length over the limit, or a
+  chunked body once it passes the limit, is answered 413 at once, the rest discarded, the
+  connection closed.
+
+The 413 body is problem+json, or Dify's error body under ``/v1/`` (as ``runs.limits``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.conf import settings
+
+Scope = dict[str, Any]
+
+
+def too_large_body(path: str, limit: int) -> tuple[bytes, bytes]:
+    """``(body, content type)`` of the 413 for ``path``."""
+    detail = f"The request body is larger than {limit} bytes."
+    if path.startswith("/v1/"):
+        body: dict[str, Any] = {"code": "request_entity_too_large", "message": detail, "status": 413}
+        return json.dumps(body).encode(), b"application/json"
+    body = {"type": "about:blank", "title": "Payload Too Large", "status": 413, "detail": detail,
+            "code": "payload_too_large"}
+    return json.dumps(body).encode(), b"application/problem+json"
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_413(send: Any, path: str, limit: int) -> None:
+    body, content_type = too_large_body(path, limit)
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        if scope["type"] != "http" or not limit:
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            await _send_413(send, scope.get("path", ""), limit)
+            return
+        received = 0
+        exceeded = False
+        started = False
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, tracking_send)
+        if exceeded and not started:
+            await _send_413(send, scope.get("path", ""), limit)
+
+
+class _Discard:
+    """Where a refused request's remaining body goes."""
+
+    closed = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def seek(self, *args: Any) -> int:
+        return 0
+
+    def read(self, *args: Any) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def daphne_guard_install() -> None:
+    """Patch Daphne's request class (once) to refuse oversized bodies while they arrive."""
+    from daphne.http_protocol import WebRequest  # only under Daphne (see config.asgi)
+
+    if getattr(WebRequest, "_weft_guarded", False):
+        return
+    got_length, content_chunk, process = WebRequest.gotLength, WebRequest.handleContentChunk, WebRequest.process
+
+    def refuse(request: Any) -> None:
+        request._weft_refused = True
+        request.content = _Discard()
+        # While the body arrives Twisted has not set request.uri yet; the channel has the path.
+        uri = getattr(request.channel, "_path", None) or b""
+        path = uri.split(b"?", 1)[0].decode("latin-1")
+        body, content_type = too_large_body(path, int(settings.WEFT_MAX_BODY_BYTES))
+        transport = request.channel.transport
+        transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: " + content_type
+                        + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        transport.loseConnection()
+
+    def guarded_got_length(self: Any, length: int | None) -> None:
+        self._weft_received = 0
+        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        if limit and length is not None and length > limit:
+            refuse(self)
+            return
+        got_length(self, length)
+
+    def guarded_content_chunk(self: Any, data: bytes) -> None:
+        if getattr(self, "_weft_refused", False):
+            return
+        self._weft_received = getattr(self, "_weft_received", 0) + len(data)
+        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        if limit and self._weft_received > limit:
+            refuse(self)
+            return
+        content_chunk(self, data)
+
+    def guarded_process(self: Any) -> Any:
+        if getattr(self, "_weft_refused", False):
+            return None
+        return process(self)
+
+    WebRequest.gotLength = guarded_got_length
+    WebRequest.handleContentChunk = guarded_content_chunk
+    WebRequest.process = guarded_process
+    WebRequest._weft_guarded = True
+
+
+def daphne_guard_if_serving() -> None:
+    if "daphne.server" in sys.modules or "daphne.cli" in sys.modules:
+        daphne_guard_install()
