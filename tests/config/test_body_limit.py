@@ -4,6 +4,7 @@ what the client sends (measured as Daphne's RSS)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -43,10 +44,8 @@ def _send_until_refused(port: int, head: bytes, chunks: Iterator[bytes]) -> tupl
     response = b""
     try:
         for chunk in chunks:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 response += sock.recv(65536)
-            except BlockingIOError:
-                pass
             if response:
                 break
             try:
