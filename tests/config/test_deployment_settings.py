@@ -70,6 +70,7 @@ def test_check_deploy_with_production_variables_reports_nothing(tmp_path: Path) 
                      WEFT_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https", EMAIL_HOST="smtp.example.com")
     env.pop("WEFT_LOCAL_KEYS", None)
     env.pop("EMAIL_BACKEND", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests set it in their process; no deployment does
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
