@@ -25,6 +25,8 @@ from workflows.engine.scheduler import receipt_token
 
 
 def receipt_token_valid(*, run: Run, node_id: str, token: str) -> bool:
+    if not token.isascii() or not node_id.isascii():  # never ours; compare_digest refuses non-ASCII str
+        return False
     expected = receipt_token(settings.SECRET_KEY.encode(), str(run.pk), node_id)
     if hmac.compare_digest(expected, token):
         return True

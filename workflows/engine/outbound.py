@@ -108,6 +108,7 @@ def _blocked(ip: IPAddress) -> bool:
         or ip.is_multicast
         or ip.is_unspecified
         or ip.is_reserved
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)  # fec0::/10, deprecated site-local
         or any(ip in net for net in EXTRA_BLOCKED_NET_RANGES if net.version == ip.version)
     )
 
