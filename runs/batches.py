@@ -192,12 +192,26 @@ def batch_counts(job: BatchJob) -> dict[str, int]:
     }
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(text: str) -> str:
+    """A cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) is
+    prefixed with ``'``; plain numbers such as ``-5`` stay as they are."""
+    if text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _csv_safe(value)
+    return _csv_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 class _Line:
@@ -215,7 +229,8 @@ def batch_result_rows(*, job: BatchJob) -> Iterator[str]:
     writer = csv.writer(_Line())
     reserved = {"index", "status", "runId", "outputs", "error", "errorCode"}
     item_columns = [f for f in fields if f not in reserved]
-    yield writer.writerow(["index", *item_columns, "status", "runId", "outputs", "error", "errorCode"])
+    yield writer.writerow(["index", *[_csv_safe(c) for c in item_columns], "status", "runId", "outputs", "error",
+                           "errorCode"])
     rows = (
         BatchItem.objects.filter(job=job).order_by("index")
         .values_list("index", "inputs", "status", "run_id", "run__outputs", "run__error")
@@ -226,6 +241,6 @@ def batch_result_rows(*, job: BatchJob) -> Iterator[str]:
         yield writer.writerow([
             index, *[_cell(inputs.get(f)) for f in item_columns], status, str(run_id or ""),
             _cell(outputs) if status == RunStatus.SUCCEEDED else "",
-            error.get("message", "") if isinstance(error, dict) else _cell(error),
+            _cell(error.get("message", "")) if isinstance(error, dict) else _cell(error),
             error.get("code", "") if isinstance(error, dict) else "",
         ])

@@ -30,3 +30,20 @@ def test_a_non_ascii_receipt_token_is_a_404(team_a: Any) -> None:
     response = APIClient().post(f"/api/v1/callbacks/{run.pk}/end/t\u00f6ken\u2603", {"ok": True}, format="json")
     assert response.status_code == 404
     assert not NodeCallback.objects.exists()
+
+
+@pytest.mark.django_db
+def test_result_csv_escapes_formula_cells(client_a: APIClient, team_a: Any) -> None:
+    import csv
+    import io
+
+    workflow = published_make(team_a)
+    items = [{"name": "=HYPERLINK(\"http://evil\")", "=cmd": "+1+1", "n": "-5"}, {"name": "@SUM(A1)", "n": "-x"}]
+    response = client_a.post("/api/v1/offline/submit", {"jobId": "csv_1", "workflowId": str(workflow.pk),
+                                                        "items": items}, format="json")
+    assert response.status_code == 202, response.content
+    csv_response = client_a.get("/api/v1/offline/jobs/csv_1/result.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(csv_response.streaming_content).decode())))
+    assert rows[0][:4] == ["index", "name", "'=cmd", "n"]
+    assert rows[1][1:4] == ["'=HYPERLINK(\"http://evil\")", "'+1+1", "-5"]
+    assert rows[2][1] == "'@SUM(A1)" and rows[2][3] == "'-x"
