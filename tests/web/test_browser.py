@@ -140,13 +140,13 @@ def sign_in_as(page: Any, site: str, user: Any, team: Any) -> None:
     page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site}])
 
 
-def shot(page: Any, name: str, doc: bool = False) -> None:
+def shot(page: Any, name: str, doc: bool = False, full_page: bool = False) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=False)
+    page.screenshot(path=str(SHOTS / name), full_page=full_page)
     if doc and os.environ.get("WEFT_DOC_SCREENSHOTS"):
         # docs/ui.md's pictures: refreshed on request only (WEFT_DOC_SCREENSHOTS=1), never by CI.
         DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOC_SHOTS / name), full_page=False, type="png")
+        page.screenshot(path=str(DOC_SHOTS / name), full_page=full_page, type="png")
 
 
 # ---------- driving the editor ----------
@@ -590,6 +590,7 @@ def test_every_page_holds_at_390_px_and_the_editor_is_read_and_run(phone: Any, s
     phone.click("#run-btn")
     expect(phone.locator("#run-status")).to_have_text("succeeded")
     assert_fits(phone, PHONE["width"])
+    phone.evaluate("window.scrollTo(0, 0)")
     shot(phone, "editor-390.png", doc=True)
     # The nav is behind a Menu button; the team switcher and sign-out are reachable.
     expect(phone.locator("#mainnav")).to_be_hidden()
