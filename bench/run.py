@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--no-write] [--only peer,engine,persist,server,async,growth,scaleout]``.
+"""``python -m bench.run [--quick] [--no-write] [--only peer,engine,persist,server,async,growth,scaleout,tier]``.
 
 Runs every benchmark, prints the table (markdown) and writes docs/performance.md with the
 machine's description, the notes (skips, load caveat, sizes) and the profiles. ``--quick`` is
@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bench import asyncq, engine, growth, peer, persist, queues, scaleout, server
+from bench import asyncq, engine, growth, peer, persist, queues, scaleout, server, tier
 from bench.common import ROOT, Config, Report, machine
 
 BENCHMARKS: dict[str, Callable[[Config, Report], None]] = {
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[[Config, Report], None]] = {
     "async": asyncq.run,
     "queues": queues.run,
     "scaleout": scaleout.run,
+    "tier": tier.run,
 }
 DOC = ROOT / "docs" / "performance.md"
 

@@ -1,5 +1,10 @@
 """ASGI entry point: HTTP through Django behind the body limit (``config.bodylimit``), websockets
-through Channels (``runs.routing``); a websocket on an unknown path is refused at the handshake."""
+through Channels (``runs.routing``); a websocket on an unknown path is refused at the handshake.
+
+Loading it brings up this web process's executor pool (``runs.pool``): however the web process
+was started (``make run``, ``daphne config.asgi:application`` in production), tenant work runs in
+executor processes it supervises, never in the process that serves requests.
+"""
 
 import os
 
@@ -16,6 +21,7 @@ from config.bodylimit import BodyLimitMiddleware, daphne_guard_if_serving  # noq
 django_asgi_app = get_asgi_application()
 daphne_guard_if_serving()
 
+from runs.pool import pool_start  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -25,6 +31,8 @@ class UnknownPathConsumer(WebsocketConsumer):
     def connect(self) -> None:
         self.close(code=4404)
 
+
+pool_start()  # warm executors start while the server binds; the first run waits for one if need be
 
 application = ProtocolTypeRouter(
     {

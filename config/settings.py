@@ -302,6 +302,16 @@ WEFT_MAX_LOOP_ITEMS = env_int("WEFT_MAX_LOOP_ITEMS", 10_000)
 WEFT_MAX_RUN_CPU_SECONDS = float(os.environ.get("WEFT_MAX_RUN_CPU_SECONDS", "60"))
 WEFT_MAX_REGEX_PATTERN_BYTES = env_int("WEFT_MAX_REGEX_PATTERN_BYTES", 1024)
 WEFT_MAX_REGEX_SUBJECT_BYTES = env_int("WEFT_MAX_REGEX_SUBJECT_BYTES", 1024 * 1024)
+# The execution tier (runs.pool, docs/durable.md): warm executor processes per web process (each
+# django-q2 worker has one of its own), grown to WEFT_EXECUTORS_MAX while all are busy; per-run
+# limits. WEFT_EXECUTORS=0 executes runs inside the calling process: tests and debugging only.
+WEFT_EXECUTORS = env_int("WEFT_EXECUTORS", 2)
+WEFT_EXECUTORS_MAX = env_int("WEFT_EXECUTORS_MAX", 8)
+WEFT_EXECUTOR_CPU_SECONDS = env_int("WEFT_EXECUTOR_CPU_SECONDS", 60)
+WEFT_EXECUTOR_MEMORY_MB = env_int("WEFT_EXECUTOR_MEMORY_MB", 512)
+WEFT_EXECUTOR_GRACE_SECONDS = env_int("WEFT_EXECUTOR_GRACE_SECONDS", 5)
+# Extra node type modules imported at start-up (each registers its types); the tests' hostile nodes.
+WEFT_EXTRA_NODE_MODULES = [m.strip() for m in os.environ.get("WEFT_EXTRA_NODE_MODULES", "").split(",") if m.strip()]
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
 
 # Mail (verification, invitations, password reset): Django's email settings from the environment.

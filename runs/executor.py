@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from runs.lifecycle import run_finish, run_finish_expected
 from runs.live import events_publish
 from runs.models import NodeCallback, NodeRun, Run, RunEvent, RunStatus
 from runs.runtime import RunServices
-from runs.services import event_dict, run_finished_data
+from runs.services import event_dict, run_events_append, run_finished_data
 from runs.taskqueue import run_enqueue
 from runs.versions import compiled_version
 from workflows.budgets import engine_limits
@@ -57,6 +58,7 @@ os.register_at_fork(after_in_child=_worker_id_after_fork)
 
 _local_stops: dict[str, threading.Event] = {}
 _local_lock = threading.Lock()
+_stop_forwarders: list[Callable[[Any], None]] = []
 
 
 class LeaseLost(Exception):
@@ -64,11 +66,20 @@ class LeaseLost(Exception):
 
 
 def stop_signal_local(run_id: Any) -> None:
-    """Set the stop event of a run executing in this process (immediate stop, no DB round trip)."""
+    """Set the stop event of a run executing in this process, or in an executor process of this
+    process's pool (immediate stop, no DB round trip; the executor polls the flag as well)."""
     with _local_lock:
         event = _local_stops.get(str(run_id))
     if event is not None:
         event.set()
+    for forward in list(_stop_forwarders):
+        forward(run_id)
+
+
+def stop_forwarder_add(forward: Callable[[Any], None]) -> None:
+    """``runs.pool`` forwards stops to its executor processes."""
+    if forward not in _stop_forwarders:
+        _stop_forwarders.append(forward)
 
 
 def _dt(value: float | datetime | None) -> datetime | None:
@@ -118,6 +129,9 @@ class RunHost:
     def __init__(self, run: Run, claim: int) -> None:
         self.run = run
         self.claim = claim
+        # The lease's owner: the process that claimed the run (this one, or the web process or
+        # django-q2 worker that handed the claimed run to this executor process: ``runs.pool``).
+        self.worker = run.worker or WORKER_ID
         self.seq = run.event_seq
         self.steps = run.total_steps
         # Events waiting for the next write (run_started rides with the first step: one transaction less).
@@ -127,7 +141,7 @@ class RunHost:
         self.pending_records: list[NodeRecord] = []
 
     def _lease_q(self) -> Q:
-        return Q(pk=self.run.pk, worker=WORKER_ID, claim_count=self.claim, status=RunStatus.RUNNING)
+        return Q(pk=self.run.pk, worker=self.worker, claim_count=self.claim, status=RunStatus.RUNNING)
 
     def load(self) -> list[NodeRecord]:
         if self.claim == 1 and self.seq == 0:
@@ -189,14 +203,14 @@ class Heartbeats:
     POLL = 0.4
 
     def __init__(self) -> None:
-        self.runs: dict[str, tuple[int, threading.Event, float]] = {}
+        self.runs: dict[str, tuple[int, str, threading.Event, float]] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.last_renew = 0.0
 
-    def add(self, run_id: Any, claim: int, stop: threading.Event) -> None:
+    def add(self, run_id: Any, claim: int, stop: threading.Event, worker: str = "") -> None:
         with self.lock:
-            self.runs[str(run_id)] = (claim, stop, time.monotonic())
+            self.runs[str(run_id)] = (claim, worker or WORKER_ID, stop, time.monotonic())
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self.loop, name="weft-heartbeats", daemon=True)
                 self.thread.start()
@@ -217,24 +231,25 @@ class Heartbeats:
     def beat(self) -> None:
         now_mono = time.monotonic()
         with self.lock:
-            watched = {k: v for k, v in self.runs.items() if now_mono - v[2] >= self.POLL}
+            watched = {k: v for k, v in self.runs.items() if now_mono - v[3] >= self.POLL}
         if not watched:
             return
         rows = Run.objects.filter(pk__in=list(watched)).values_list("pk", "stop_requested_at", "worker", "claim_count")
-        owned = []
+        owned: dict[str, list[Any]] = {}
         for pk, stop_requested_at, worker, claim_count in rows:
-            claim, stop, _ = watched[str(pk)]
-            if worker != WORKER_ID or claim_count != claim:
+            claim, owner, stop, _ = watched[str(pk)]
+            if worker != owner or claim_count != claim:
                 stop.set()  # lease lost: another worker has the run
             elif stop_requested_at is not None:
                 stop.set()
             else:
-                owned.append(pk)
+                owned.setdefault(owner, []).append(pk)
         if owned and now_mono - self.last_renew >= max(1.0, settings.WEFT_LEASE_SECONDS / 3):
             now = timezone.now()
-            Run.objects.filter(pk__in=owned, worker=WORKER_ID).update(
-                heartbeat_at=now, lease_expires_at=now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)
-            )
+            for owner, pks in owned.items():
+                Run.objects.filter(pk__in=pks, worker=owner).update(
+                    heartbeat_at=now, lease_expires_at=now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)
+                )
             self.last_renew = now_mono
 
 
@@ -254,7 +269,7 @@ def run_claim(run_id: Any) -> Run | None:
     claimed = Run.objects.filter(claimable, pk=run_id).update(
         status=RunStatus.RUNNING, worker=WORKER_ID, claim_count=F("claim_count") + 1, heartbeat_at=now,
         lease_expires_at=now + timedelta(seconds=settings.WEFT_LEASE_SECONDS), started_at=Coalesce("started_at", now),
-        wake_at=None,
+        wake_at=None, claim_fate="",
     )
     if not claimed:
         return None
@@ -298,7 +313,7 @@ def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claim
         host.pending_status = RunStatus.RUNNING
         if run.stop_requested_at is not None:
             stop.set()
-        heartbeats.add(run.pk, run.claim_count, stop)
+        heartbeats.add(run.pk, run.claim_count, stop, host.worker)
         compiled = compiled_version(version=run.version)
         services = RunServices(run=run, stop=stop)
         ctx = RunContext(
@@ -369,6 +384,35 @@ def run_outcome_record(run: Run, host: RunHost, outcome: RunOutcome) -> Run | No
         return run
     run.refresh_from_db()
     return run
+
+
+def run_end_by_supervisor(*, run: Run, fate: str, error: dict[str, Any]) -> Run | None:
+    """End a run whose executor process died under its lease (``runs.pool``): ``failed`` with
+    ``error`` (``executor_crashed`` or ``limit_exceeded``), its unfinished node runs failed with it,
+    ``run_finished`` appended and published. The claim's ``fate`` (``crashed`` or ``limit``) is
+    written first, alone: if this process dies before the end is written, the reaper finds the
+    lease expired with that fate and ends the run instead of handing it to another executor.
+    Returns the ended run, or None when the lease had moved on (nothing written)."""
+    lease = Q(pk=run.pk, worker=run.worker, claim_count=run.claim_count, status=RunStatus.RUNNING)
+    if not Run.objects.filter(lease).update(claim_fate=fate):
+        return None
+    return run_end_crashed(run_id=run.pk, where=lease, error=error)
+
+
+def run_end_crashed(*, run_id: Any, where: Q, error: dict[str, Any]) -> Run | None:
+    """One transaction: the run (if it still matches ``where``) and its running node runs end failed."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Run.objects.filter(where, pk=run_id).update(status=RunStatus.FAILED, error=error, finished_at=now,
+                                                          lease_expires_at=None, wake_at=None):
+            return None
+        NodeRun.objects.filter(run_id=run_id, status__in=["running", "waiting"]).update(
+            status="failed", error=error, finished_at=now)
+        ended = Run.objects.select_related("version", "team").get(pk=run_id)
+        published = run_events_append(run=ended, events=[("run_finished", run_finished_data(ended))])
+    ended.event_seq = published[-1]["seq"]
+    events_publish(run_id=ended.pk, team_id=ended.team_id, events=published, status=RunStatus.FAILED)
+    return ended
 
 
 def run_execute_in_thread(run_id: Any, *, claimed: Run | None = None) -> threading.Thread:

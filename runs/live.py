@@ -105,6 +105,17 @@ def loop_note(loop: asyncio.AbstractEventLoop) -> None:
     _publisher.server_loop = loop
 
 
+Forward = Callable[[Any, Any, list[dict[str, Any]], str | None], None]
+_forward: Forward | None = None
+
+
+def forward_set(forward: Forward | None) -> None:
+    """In an executor process (``runs.executor_process``) committed events go to the web process or
+    worker that handed it the run (over the pool's pipe), which delivers them: nobody listens here."""
+    global _forward
+    _forward = forward
+
+
 def _readers(group: str) -> bool:
     """Whether anyone may read a message sent to ``group`` (always, on a layer shared by processes)."""
     layer = get_channel_layer()
@@ -119,6 +130,9 @@ def events_publish(*, run_id: Any, team_id: Any, events: list[dict[str, Any]] | 
                    status: str | None = None) -> None:
     """Deliver committed events to in-process listeners and the channel layer; never blocks.
     ``events`` may be a function building them: it is called only when someone reads them."""
+    if _forward is not None:
+        _forward(run_id, team_id, events() if callable(events) else events, status)
+        return
     with _lock:
         targets = list(_listeners.get(str(run_id), ()))
     group = run_group(run_id)

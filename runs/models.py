@@ -65,6 +65,10 @@ class Run(models.Model):
     # When ``runs.lifecycle.run_finish`` did the run's end-of-run work (claimed by a conditional
     # update, so it happens exactly once); null on a final run = not handled yet (the reaper looks).
     finish_handled_at = models.DateTimeField(null=True, blank=True)
+    # What became of the current claim when it did not end normally: "crashed" or "limit" (its
+    # executor process died or was killed over a limit: the run is never handed over again),
+    # "lost" (the lease expired with its owner: the reaper re-queued it). See runs.pool, runs.reaper.
+    claim_fate = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         indexes = [

@@ -1,5 +1,8 @@
 """The reaper: runs nobody is taking care of any more, found by the periodic pass.
 
+- A ``running`` run whose lease expired with a crashed claim (``claim_fate`` ``crashed`` or
+  ``limit``: its executor process died under it and the owner died before ending it, see
+  ``runs.pool``) ends ``failed`` (``executor_crashed`` / ``limit_exceeded``): never re-claimed.
 - A ``running`` run whose lease expired lost its worker (killed, crashed, partitioned). Below
   ``WEFT_MAX_CLAIMS`` claims it is re-queued: back to ``pending`` (nobody executes it) and a task
   is queued; the next executor resumes it from its node runs, never re-running a finished node.
@@ -27,6 +30,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from runs.executor import run_end_crashed
 from runs.lifecycle import run_finish
 from runs.live import events_publish
 from runs.models import Run, RunMode, RunStatus
@@ -36,6 +40,10 @@ from runs.taskqueue import run_enqueue
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+CRASH_FATES = {
+    "crashed": {"code": "executor_crashed", "message": "the process executing the run died"},
+    "limit": {"code": "limit_exceeded", "message": "the run exceeded its executor's limits"},
+}
 
 
 def run_end_unattended(*, run_id: Any, where: Q, status: str, error: dict[str, Any], now: datetime) -> Run | None:
@@ -72,9 +80,17 @@ def runs_timeout_past_deadline(*, now: datetime) -> list[Run]:
 def runs_requeue_lost(*, now: datetime) -> tuple[list[Any], list[Run]]:
     """Re-queue runs whose lease expired; fail those at the claim limit. Returns (requeued ids, failed)."""
     requeued, failed = [], []
-    rows = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", "claim_count")
-    for run_id, claims in rows[:BATCH]:
+    rows = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list(
+        "pk", "claim_count", "claim_fate")
+    for run_id, claims, fate in rows[:BATCH]:
         same = Q(status=RunStatus.RUNNING, lease_expires_at__lt=now, claim_count=claims)
+        if fate in CRASH_FATES:
+            # Its executor died under it and its owner died before ending it (runs.pool): a crashed
+            # claim, not a lost lease. Handing it to another executor would crash that one too.
+            run = run_end_crashed(run_id=run_id, where=same & Q(claim_fate=fate), error=CRASH_FATES[fate])
+            if run is not None:
+                failed.append(run)
+            continue
         if claims >= settings.WEFT_MAX_CLAIMS:
             run = run_end_unattended(
                 run_id=run_id, where=same, status=RunStatus.FAILED, now=now,
@@ -85,7 +101,7 @@ def runs_requeue_lost(*, now: datetime) -> tuple[list[Any], list[Run]]:
                 failed.append(run)
             continue
         if Run.objects.filter(same, pk=run_id).update(status=RunStatus.PENDING, worker="", lease_expires_at=None,
-                                                      heartbeat_at=now):
+                                                      heartbeat_at=now, claim_fate="lost"):
             requeued.append(run_id)
             run_enqueue(run_id)
     return requeued, failed

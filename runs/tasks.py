@@ -9,15 +9,17 @@ from typing import Any
 from django.db import close_old_connections
 
 from runs.batches import batch_callback_deliver
-from runs.executor import run_execute
+from runs.pool import run_in_worker
 from runs.scheduling import durable_tick as durable_pass_tick
 
 
 def run_task(run_id: Any) -> str | None:
-    """Claim and execute a run in a worker (its ending is handled by the executor: workflow retry,
-    dead letter, batch progress). A run another worker holds, or one already ended, is left alone."""
+    """Claim a run in this worker and execute it in the worker's own executor process (the same
+    limits and crash handling as the web tier's pool: ``runs.pool.run_in_worker``); its ending is
+    handled by the executor (workflow retry, dead letter, batch progress). A run another worker
+    holds, or one already ended, is left alone."""
     close_old_connections()
-    run = run_execute(run_id)
+    run = run_in_worker(run_id)
     return None if run is None else run.status
 
 

@@ -161,6 +161,16 @@ def client_with_session(user: User) -> APIClient:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def runs_in_this_process() -> None:
+    """Runs started inside the test process execute in it (``WEFT_EXECUTORS=0``): its test
+    transaction is invisible to other processes. Servers and workers the tests start keep the
+    default, the executor pool (``runs.pool``; tests/tier/ and every live-server test use it)."""
+    from django.conf import settings
+
+    settings.WEFT_EXECUTORS = 0
+
+
+@pytest.fixture(scope="session", autouse=True)
 def test_database_released(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
     """At the end of the session, cut the connections that servers and workers killed by the tests
     may leave behind on PostgreSQL, so that the test database can be dropped."""

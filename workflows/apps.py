@@ -1,6 +1,10 @@
-"""Django app config for workflows."""
+"""Django app config for workflows: imports the extra node type modules named in
+``WEFT_EXTRA_NODE_MODULES`` (each registers its node types; the tests' hostile nodes)."""
+
+import importlib
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.db.models.signals import post_migrate
 
 
@@ -13,3 +17,5 @@ class WorkflowsConfig(AppConfig):
 
         # After every migrate (its tables exist by then): the resolution stamp's table and triggers.
         post_migrate.connect(stamp_install, sender=self, dispatch_uid="weft-stamp-install")
+        for module in settings.WEFT_EXTRA_NODE_MODULES:
+            importlib.import_module(module)
