@@ -271,6 +271,11 @@ WEFT_TEAM_RATE_LIMIT_PER_MINUTE = env_int("WEFT_TEAM_RATE_LIMIT_PER_MINUTE", 120
 WEFT_MAX_CONCURRENT_RUNS = env_int("WEFT_MAX_CONCURRENT_RUNS", 50)
 WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN = env_int("WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN", 20)
 WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))
+# Following runs (runs.cursor): open SSE streams and websockets per token (or signed-in user) and
+# per team, per web process (0 = no limit); the shared log poll of followed runs no event reached.
+WEFT_MAX_STREAMS_PER_TOKEN = env_int("WEFT_MAX_STREAMS_PER_TOKEN", 20)
+WEFT_MAX_STREAMS_PER_TEAM = env_int("WEFT_MAX_STREAMS_PER_TEAM", 100)
+WEFT_STREAM_POLL_SECONDS = float(os.environ.get("WEFT_STREAM_POLL_SECONDS", "0.3"))
 WEFT_MAX_BODY_BYTES = env_int("WEFT_MAX_BODY_BYTES", 1024 * 1024 * 2)
 WEFT_HTTP_ALLOW_NETWORKS = [n.strip() for n in os.environ.get("WEFT_HTTP_ALLOW_NETWORKS", "").split(",") if n.strip()]
 WEFT_HTTP_MAX_RESPONSE_BYTES = env_int("WEFT_HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)

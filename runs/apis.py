@@ -272,7 +272,9 @@ class RunEventsApi(APIView):
         description="The run's event log from `Last-Event-ID` on, then its live events.")
     def get(self, request: Request, run_id: str) -> Any:
         run = request_run(request, run_id)
-        follower = RunFollower(run.pk, after=last_event_id(request))  # listener first, then the log
+        token = request_token(request)
+        follower = RunFollower(run.pk, after=last_event_id(request), team_id=run.team_id,  # subscribed first
+                               token_id=token.pk if token else None, user_id=getattr(request_user(request), "pk", None))
 
         def frames(event: dict[str, Any]) -> list[bytes]:
             return [sse_frame(event, event=event["type"], id=event["seq"])]

@@ -1,8 +1,9 @@
 """Live delivery of run events after they are committed to the event log.
 
 Two paths, both fed by ``events_publish`` (called from ``transaction.on_commit``):
-- in-process listeners (a streaming response in the same process as the run's thread) get the
-  events through a thread-safe queue, with no round trip;
+- in-process listeners (``runs.cursor``'s feed of a run followed by SSE or websocket readers of
+  this process) get the events with no round trip, whether the run executes on a thread here or
+  in an executor process of this process's pool (``runs.pool`` delivers its events here);
 - the channel layer group ``run.<id>`` (and ``team.<id>`` for status changes) carries them to
   websocket consumers, across processes when channels-redis is configured.
 The event log stays the record: a reader that missed something reads it from the database.
@@ -22,7 +23,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
-_listeners: dict[str, list[queue.SimpleQueue]] = defaultdict(list)
+Listener = Callable[[list[dict[str, Any]]], None]
+_listeners: dict[str, list[Listener]] = defaultdict(list)
 _lock = threading.Lock()
 
 
@@ -34,18 +36,18 @@ def team_group(team_id: Any) -> str:
     return f"team.{str(team_id).replace('-', '')}"
 
 
-def listener_add(run_id: Any) -> queue.SimpleQueue:
-    q: queue.SimpleQueue = queue.SimpleQueue()
+def listener_add(run_id: Any, listener: Listener) -> None:
+    """Call ``listener(events)`` with the run's committed events as this process learns of them
+    (``runs.cursor.Feed`` is the one listener of a followed run). It must not block."""
     with _lock:
-        _listeners[str(run_id)].append(q)
-    return q
+        _listeners[str(run_id)].append(listener)
 
 
-def listener_remove(run_id: Any, q: queue.SimpleQueue) -> None:
+def listener_remove(run_id: Any, listener: Listener) -> None:
     with _lock:
         items = _listeners.get(str(run_id))
-        if items and q in items:
-            items.remove(q)
+        if items and listener in items:
+            items.remove(listener)
             if not items:
                 del _listeners[str(run_id)]
 
@@ -138,9 +140,11 @@ def events_publish(*, run_id: Any, team_id: Any, events: list[dict[str, Any]] | 
     group = run_group(run_id)
     if targets or _readers(group):
         built = events() if callable(events) else events
-        for q in targets:
-            for event in built:
-                q.put(event)
+        for listener in targets:
+            try:
+                listener(built)
+            except Exception:  # a reader's problem never reaches the run that produced the events
+                logger.exception("run %s: an event listener failed", run_id)
         _publisher.send(group, {"type": "run.events", "events": built})
     if status is not None:
         _publisher.send(team_group(team_id), {"type": "run.status", "run_id": str(run_id), "status": status})

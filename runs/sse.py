@@ -1,40 +1,34 @@
-"""Server-Sent Events: framing, and following a run's events (log replay, then live) for the dialects.
+"""Server-Sent Events: framing, and following a run's events for every streaming endpoint.
 
-``RunFollower`` is the one way every streaming endpoint reads a run's events:
-- register an in-process listener first (``runs.live.listener_add``), *then* start the run's thread
-  or replay the log, so no event can fall between the two;
-- replay the event log after a given ``seq``;
-- then take live events with ``seq > last`` from the listener; a gap (an event missed while the
-  listener was full or registered late) is filled from the log;
-- when nothing arrives in-process for ``poll_seconds`` (the run executes in another process, or is
-  idle in a delay) the log is read again, so a run on a django-q2 worker is followed too;
-- it ends after ``run_finished``.
+``RunFollower`` is the one way every SSE endpoint reads a run's events, through the event cursor
+and the process's shared feed of the run (``runs.cursor``, which the websocket consumer uses too):
+- create it *before* the run starts or the log is replayed: it takes a stream slot (per token and
+  team: ``RateLimited``, a 429 with Retry-After, past ``WEFT_MAX_STREAMS_PER_*``) and subscribes to
+  the run's feed, so that no event can fall between the start and the replay;
+- the stream replays the log after ``after`` (``Last-Event-ID``), then takes live events (from the
+  run's executor through this process, or from the feed's shared log poll when another process
+  executes it), fills any gap from the log and ends after ``run_finished``.
 
 ``sse_stream`` turns a follower into the async iterator a ``StreamingHttpResponse`` needs under
 ASGI (a sync iterator would be buffered to the end by Django), with pings every
-``WEFT_SSE_PING_SECONDS``. The blocking parts (queue wait, database reads) run in the request's own
-worker thread through ``sync_to_async``; a client that disconnects only cancels the stream: the run
-keeps executing on its own thread and every event stays in its log.
+``WEFT_SSE_PING_SECONDS``. Waiting holds no thread; a client that disconnects only cancels the
+stream: the run keeps executing and every event stays in its log.
 """
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
 from config.fastjson import dumps, dumps_str
-from runs.live import listener_add, listener_remove
-from runs.models import RunEvent
-from runs.services import event_dict
+from runs.cursor import FINAL_EVENT, StreamSlot, feeds, follow, stream_slot
 
-FINAL_EVENT = "run_finished"
+__all__ = ["FINAL_EVENT", "EventStreamRenderer", "RunFollower", "sse_frame", "sse_response", "sse_stream"]
 
 
 class EventStreamRenderer(BaseRenderer):
@@ -73,61 +67,24 @@ def ping_seconds() -> float:
 
 
 class RunFollower:
-    """Yields a run's events in ``seq`` order, each once, from ``after`` to ``run_finished``.
+    """A run's events from ``after`` to ``run_finished``, for one SSE stream. ``team_id`` and
+    ``token_id`` / ``user_id`` count the stream against the stream limits (``runs.cursor``)."""
 
-    Create it (which registers the listener) before the run starts executing or before the log is
-    replayed. ``next_batch`` blocks at most ``poll_seconds``; call ``close`` when done."""
-
-    def __init__(self, run_id: Any, *, after: int = 0, poll_seconds: float = 0.3) -> None:
+    def __init__(self, run_id: Any, *, after: int = 0, team_id: Any = None, token_id: Any = None,
+                 user_id: Any = None) -> None:
         self.run_id = run_id
-        self.last = after
-        self.poll_seconds = poll_seconds
-        self.finished = False
-        self.queue: queue.SimpleQueue = listener_add(run_id)
-        self.replayed = False
+        self.after = after
+        self.slot: StreamSlot | None = (stream_slot(team_id=team_id, token_id=token_id, user_id=user_id)
+                                        if team_id is not None else None)
+        self.subscription = feeds.subscribe(run_id, after)
 
-    def _from_log(self, *, before: int | None = None) -> list[dict[str, Any]]:
-        qs = RunEvent.objects.filter(run_id=self.run_id, seq__gt=self.last)
-        if before is not None:
-            qs = qs.filter(seq__lt=before)
-        return [event_dict(e) for e in qs.order_by("seq")[:1000]]
-
-    def _accept(self, events: Iterable[dict[str, Any]], out: list[dict[str, Any]]) -> None:
-        for event in events:
-            if self.finished or event["seq"] <= self.last:
-                continue
-            out.append(event)
-            self.last = event["seq"]
-            if event["type"] == FINAL_EVENT:
-                self.finished = True
-
-    def next_batch(self) -> list[dict[str, Any]]:
-        """The next events (possibly none, after ``poll_seconds`` of silence)."""
-        out: list[dict[str, Any]] = []
-        if not self.replayed:
-            self.replayed = True
-            self._accept(self._from_log(), out)
-            if out:
-                return out
-        try:
-            event = self.queue.get(timeout=self.poll_seconds)
-        except queue.Empty:
-            self._accept(self._from_log(), out)  # another process runs it, or it is idle: read the log
-            return out
-        pending = [event]
-        while True:  # drain what is already queued, in one batch
-            try:
-                pending.append(self.queue.get_nowait())
-            except queue.Empty:
-                break
-        for item in pending:
-            if item["seq"] > self.last + 1:
-                self._accept(self._from_log(before=item["seq"]), out)  # fill the gap from the log
-            self._accept([item], out)
-        return out
+    def batches(self, idle: float) -> AsyncIterator[list[dict[str, Any]]]:
+        return follow(self.run_id, after=self.after, subscription=self.subscription, idle=idle)
 
     def close(self) -> None:
-        listener_remove(self.run_id, self.queue)  # idempotent
+        feeds.unsubscribe(self.subscription)  # idempotent
+        if self.slot is not None:
+            self.slot.release()
 
 
 class SseBody:
@@ -168,26 +125,25 @@ async def _sse_frames(
     prelude: Iterable[bytes] = (),
 ) -> AsyncIterator[bytes]:
     interval = ping_seconds()
-    # The request's own worker thread: its database connection is closed with the response.
-    fetch = sync_to_async(follower.next_batch, thread_sensitive=True)
     try:
         for chunk in prelude:
             yield chunk
         last_sent = time.monotonic()
-        while not follower.finished:
-            try:
-                batch = await fetch()
-            except Exception as exc:  # the stream is open: report in-band, then end
-                if on_error is not None:
-                    yield on_error(exc)
-                return
-            for event in batch:
-                for chunk in frames(event):
-                    yield chunk
+        batches = follower.batches(idle=interval)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    for chunk in frames(event):
+                        yield chunk
+                        last_sent = time.monotonic()
+                if time.monotonic() - last_sent >= interval:
+                    yield ping()
                     last_sent = time.monotonic()
-            if not follower.finished and time.monotonic() - last_sent >= interval:
-                yield ping()
-                last_sent = time.monotonic()
+        except Exception as exc:  # the stream is open: report in-band, then end
+            if on_error is not None:
+                yield on_error(exc)
+        finally:
+            await batches.aclose()
     finally:
         follower.close()
 

@@ -93,8 +93,8 @@ def request_workflow_version(request: Request, value: str) -> tuple[Workflow, Wo
 def stream_follow(run: Run) -> RunFollower:
     """Follow a streaming run that ``run_start`` handed over: the follower replays the log from the
     first event and then takes live ones, so nothing is missed; a client that goes away neither
-    stops nor loses the run."""
-    return RunFollower(run.pk)
+    stops nor loses the run. The stream counts against the stream limits (429 past them)."""
+    return RunFollower(run.pk, team_id=run.team_id, token_id=run.token_id, user_id=run.created_by_id)
 
 
 def epoch_seconds(value: datetime | str | None) -> int | None:

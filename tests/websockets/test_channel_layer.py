@@ -36,8 +36,8 @@ def append(run: Run, *types: str) -> list[dict[str, Any]]:
         return run_events_append(run=run, events=[(t, {}) for t in types])
 
 
-def test_live_events_fill_gaps_from_the_log_and_drop_duplicates(teams: dict[str, Any], monkeypatch: Any) -> None:
-    monkeypatch.setattr(consumers, "POLL_SECONDS", 3600)
+def test_live_events_fill_gaps_from_the_log_and_drop_duplicates(teams: dict[str, Any], settings: Any) -> None:
+    settings.WEFT_STREAM_POLL_SECONDS = 3600
     workflow = published_workflow(teams["acme"], teams["acme_users"]["owner"])
     run = run_create(team=teams["acme"], workflow=workflow, inputs={"name": "x"}, mode=RunMode.ASYNC)
     append(run, "run_started")
