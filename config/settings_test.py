@@ -14,3 +14,7 @@ os.environ.setdefault("WEFT_ENCRYPTION_KEY", "kKW6nKnmtJ0YDR3pDPTEpBzO6yj0iyXvvj
 os.environ.setdefault("WEFT_THROTTLE_PREFIX", f"test{os.getpid()}")
 
 from config.settings import *  # noqa: E402,F403
+
+# Runs started inside the test process execute in it: its test transaction is invisible to other
+# processes. Servers and workers the tests start (on config.settings) keep the executor pool.
+WEFT_EXECUTORS = 0

@@ -256,18 +256,20 @@ def poll_seconds() -> float:
 
 
 async def follow(run_id: Any, *, after: int = 0, subscription: Subscription | None = None,
-                 idle: float = 10.0) -> AsyncIterator[list[dict[str, Any]]]:
+                 idle: float = 10.0, fresh: bool = False) -> AsyncIterator[list[dict[str, Any]]]:
     """A run's events after ``after``, in batches, each once, in order, to ``run_finished``: the log
     first, then live (gaps filled from the log). An empty batch after ``idle`` seconds of silence.
-    ``subscription``: one taken earlier (before the run started); it is released when this ends."""
+    ``subscription``: one taken earlier; ``fresh``: taken before the run started, so its log holds
+    nothing yet (no replay read). The subscription is released when this ends."""
     sub = subscription or feeds.subscribe(run_id, after)
     cursor = EventCursor(run_id, after)
     read = database_sync_to_async(cursor.read_log)
     try:
-        batch = await read()
-        sub.seen(cursor.last)
-        if batch:
-            yield batch
+        if not fresh:
+            batch = await read()
+            sub.seen(cursor.last)
+            if batch:
+                yield batch
         while not cursor.finished:
             events = await sub.next(idle)
             got = cursor.take(events or [])

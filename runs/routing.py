@@ -3,7 +3,7 @@
 A browser always sends ``Origin``: it must be one of ``ALLOWED_HOSTS`` (or
 ``CSRF_TRUSTED_ORIGINS``), else the handshake is refused, so that another site cannot open a
 socket with the user's session. A client without ``Origin`` (not a browser) is let through but
-may only authenticate with a ticket (``runs.consumers.scope_team`` ignores its session).
+may only authenticate with a ticket (``runs.consumers.scope_caller`` ignores its session).
 """
 
 from __future__ import annotations

@@ -71,15 +71,16 @@ class RunFollower:
     ``token_id`` / ``user_id`` count the stream against the stream limits (``runs.cursor``)."""
 
     def __init__(self, run_id: Any, *, after: int = 0, team_id: Any = None, token_id: Any = None,
-                 user_id: Any = None) -> None:
+                 user_id: Any = None, fresh: bool = False) -> None:
         self.run_id = run_id
         self.after = after
+        self.fresh = fresh  # created before the run started: nothing to replay
         self.slot: StreamSlot | None = (stream_slot(team_id=team_id, token_id=token_id, user_id=user_id)
                                         if team_id is not None else None)
         self.subscription = feeds.subscribe(run_id, after)
 
     def batches(self, idle: float) -> AsyncIterator[list[dict[str, Any]]]:
-        return follow(self.run_id, after=self.after, subscription=self.subscription, idle=idle)
+        return follow(self.run_id, after=self.after, subscription=self.subscription, idle=idle, fresh=self.fresh)
 
     def close(self) -> None:
         feeds.unsubscribe(self.subscription)  # idempotent

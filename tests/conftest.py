@@ -33,7 +33,6 @@ from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
-from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
@@ -42,12 +41,6 @@ from rest_framework.views import APIView
 from accounts.models import ALL_SCOPES, Membership, Role, Team
 from accounts.services import membership_add, team_create, token_create, user_get_or_create
 from workflows.models import App, Workflow, WorkflowVersion
-
-# Runs started inside the test process execute in it (``WEFT_EXECUTORS=0``; set before any test
-# module imports ``config.asgi``, which starts the pool): its test transaction is invisible to other
-# processes. Servers and workers the tests start keep the default, the executor pool (``runs.pool``;
-# tests/tier/ and every live-server test use it).
-django_settings.WEFT_EXECUTORS = 0
 
 PASSWORD = "correct-horse-battery"
 
