@@ -4,7 +4,7 @@ its own executor pool, attacked by one team while another team's requests are ti
 Each attack (CPU burnt in C with the GIL held, a segfault, a memory blow-up, an abrupt exit) runs
 through the public run API of team A; meanwhile team B calls ``GET /api/v1/apps`` and runs its own
 workflow. Asserted: the attack's run ends ``failed`` with the right code, the web process answers
-team B within ``OTHER_TEAM_BOUND_S`` throughout, the web process's memory stays put, the run's
+team B within ``OTHER_TEAM_BOUND_S`` throughout (its runs succeed, within ``OTHER_TEAM_RUN_BOUND_S``), the web process's memory stays put, the run's
 records are complete (no node run left running, ``run_finished`` last, sequence without a gap),
 the run was claimed once and the dead executor was replaced.
 
@@ -35,6 +35,10 @@ from workflows.models import App
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 OTHER_TEAM_BOUND_S = 1.0
+# Team B's own blocking runs during an attack also share the cores with the attacking executor and
+# with the replacement executor starting up (a Python process setting Django up: about 1.5 s of CPU)
+# on a loaded 2-core machine; they must succeed, within this.
+OTHER_TEAM_RUN_BOUND_S = 3.0
 CPU_LIMIT_S = 2
 MEMORY_LIMIT_MB = 300
 TIER_ENV = {
@@ -64,6 +68,8 @@ GREETING = {
 @pytest.fixture(scope="module")
 def server(django_db_setup: Any) -> Iterator[tuple[Process, str]]:
     with daphne(**TIER_ENV) as (proc, url):
+        requests.get(f"{url}/api/v1/apps", timeout=30)  # a fresh server loads its URLconf on first use
+        wait_executors(proc.pid, 2)
         yield proc, url
 
 
@@ -138,7 +144,7 @@ class OtherTeam:
         assert self.latencies and self.runs, "team B sent nothing during the attack"
         assert max(self.latencies) < OTHER_TEAM_BOUND_S, self.latencies
         assert all(status == 200 and greeting == "Hello B" for _, status, greeting in self.runs), self.runs
-        assert max(seconds for seconds, _, _ in self.runs) < OTHER_TEAM_BOUND_S, self.runs
+        assert max(seconds for seconds, _, _ in self.runs) < OTHER_TEAM_RUN_BOUND_S, self.runs
 
 
 @pytest.fixture
@@ -214,8 +220,10 @@ def test_a_segfault_ends_executor_crashed_once_and_the_executor_is_replaced(serv
     run = Run.objects.get(pk=body["id"])
     assert_records_complete(run, "executor_crashed")
     assert run.claim_fate == "crashed"
-    failed_node = NodeRun.objects.get(run=run, node_id="crash")
-    assert failed_node.status == "failed" and failed_node.error["code"] == "executor_crashed"
+    # The crashing node's start may or may not have been committed before it crashed; if it was,
+    # it ended with the run.
+    for row in NodeRun.objects.filter(run=run, node_id="crash"):
+        assert row.status == "failed" and row.error["code"] == "executor_crashed"
     after = wait_executors(proc.pid, 2)
     assert len(set(before) - set(after)) == 1
     # The platform still executes runs, for the attacker too.
