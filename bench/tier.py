@@ -32,7 +32,8 @@ def _measure(env: dict[str, str], rounds: int, per_round: dict[int, int]) -> dic
         status, data = post(url, fx["app_token"], body)
         if status != 200:
             raise RuntimeError(f"run endpoint answered {status}: {data[:300]!r}")
-        load(url, fx["app_token"], body, 2, 20)  # warm
+        # Warm at the highest concurrency measured: a long-running server's pool has grown already.
+        load(url, fx["app_token"], body, 10, 60)
         out: dict[int, dict[str, float]] = {}
         for conc in (1, 10):
             p50, rps, errors = [], [], 0

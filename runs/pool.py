@@ -24,8 +24,8 @@ expired after the owner itself died still knows the claim crashed (``runs.reaper
 executor is replaced at once.
 
 The pool keeps ``WEFT_EXECUTORS`` executors warm and grows to ``WEFT_EXECUTORS_MAX`` while every
-executor is busy (runs wait in order for the next free one); executors above the warm number retire
-after ``IDLE_RETIRE_SECONDS`` idle. ``WEFT_EXECUTORS=0`` executes runs in the calling process
+executor is busy, one starting at a time (runs wait in order for the next free one); executors above
+the warm number retire after ``IDLE_RETIRE_SECONDS`` idle. ``WEFT_EXECUTORS=0`` executes runs in the calling process
 instead (tests and debugging only: no isolation).
 """
 
@@ -253,10 +253,12 @@ class Pool:
             message = {"t": "run", "run": job.key, "cpu": self.limits.cpu_seconds}
             if not executor.send(message):
                 executor.kill("pipe")  # its death ends the job (executor_crashed), never a second executor
-        if self.queue and len([e for e in self.executors if not e.dead]) < self.maximum:
-            starting = sum(1 for e in self.executors if not e.ready and not e.dead)
-            if starting < len(self.queue):
-                self._spawn()
+        # One executor starting at a time: starting one costs about a second of CPU, and a burst that
+        # starts many at once on a small machine slows every run down more than waiting for the next
+        # free executor does. Growth goes on while runs keep waiting.
+        live = [e for e in self.executors if not e.dead]
+        if self.queue and len(live) < self.maximum and all(e.ready for e in live):
+            self._spawn()
 
     def executor_ready(self, executor: Executor) -> None:
         with self.lock:
