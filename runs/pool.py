@@ -51,6 +51,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from runs.executor import (
+    heartbeats,
     run_claim,
     run_end_by_supervisor,
     run_execute,
@@ -133,6 +134,10 @@ class Job:
     outcome: str = ""  # "" (ended normally) | "limit_exceeded" | "executor_crashed"
     executor: Executor | None = None
     cpu_start: float = 0.0
+    # Set by this process's heartbeats when a stop is requested (or the lease moved on); the
+    # watchdog forwards it to the executor once.
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_sent: bool = False
 
     @property
     def key(self) -> str:
@@ -275,6 +280,7 @@ class Pool:
                 return
             job.result = fields
             self.jobs.pop(job.key, None)
+            heartbeats.remove(job.run.pk)
             executor.idle_since = time.monotonic()
             if not executor.kill_reason:
                 self.idle.append(executor)
@@ -331,6 +337,7 @@ class Pool:
                 self._assign()
 
     def _end(self, job: Job, fate: str, error: dict[str, Any]) -> None:
+        heartbeats.remove(job.run.pk)
         try:
             ended = run_end_by_supervisor(run=job.run, fate=fate, error=error)
             job.result = run_fields(ended) if ended is not None else None
@@ -349,6 +356,10 @@ class Pool:
                 raise RuntimeError("the executor pool is shut down")
             self.jobs[job.key] = job
             self.queue.append(job)
+            # The owner renews the lease while the run waits for an executor and while it executes:
+            # an executor stuck in native code (the GIL held) cannot, and an expired lease would hand
+            # the run to another worker. The watchdog ends a stuck executor instead.
+            heartbeats.add(run.pk, run.claim_count, job.stop, run.worker)
             self._assign()
         return job
 
@@ -391,6 +402,9 @@ class Pool:
         for executor, job in busy:
             if job is None or executor.kill_reason:
                 continue
+            if job.stop.is_set() and not job.stop_sent:
+                job.stop_sent = True
+                executor.send({"t": "stop", "run": job.key})
             used = cpu_seconds(executor.pid)
             if used is not None and used - job.cpu_start > self.limits.cpu_seconds:
                 executor.kill("cpu")
