@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0004_ormq_queue_index'),
+        ('runs', '0005_draft_runs'),
     ]
 
     operations = [
