@@ -133,7 +133,6 @@ class RunStartApi(APIView):
     def post(self, request: Request) -> Response:
         data = RunStartIn(data=request.data)
         data.is_valid(raise_exception=True)
-        team = request_team(request)
         try:
             workflow = request_workflow(request, data.validated_data["workflowId"])
         except Exception as exc:

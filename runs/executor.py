@@ -412,6 +412,10 @@ def run_end_crashed(*, run_id: Any, where: Q, error: dict[str, Any]) -> Run | No
         published = run_events_append(run=ended, events=[("run_finished", run_finished_data(ended))])
     ended.event_seq = published[-1]["seq"]
     events_publish(run_id=ended.pk, team_id=ended.team_id, events=published, status=RunStatus.FAILED)
+    try:
+        run_finish(ended)  # its end-of-run work (dead letter, batch progress, ...), exactly once
+    except Exception:  # rolled back: the reaper's safety net finishes it again
+        logger.exception("run %s: end-of-run work failed", run_id)
     # Child runs it was executing in the same executor died with it: they end the same way.
     for child_id in Run.objects.filter(parent_run_id=run_id, status=RunStatus.RUNNING).values_list("pk", flat=True):
         run_end_crashed(run_id=child_id, where=Q(status=RunStatus.RUNNING), error=error)

@@ -298,7 +298,9 @@ def _retry_or_dead_letter(run: Run, *, reason: str | None) -> Run | None:
     policy = retry_policy(run)
     attempt = run_attempt(run)
     code = (run.error or {}).get("code")
-    lost = "max_claims" in (reason, code)
+    # Never retried: a run that lost its worker too often, crashed its executor process or overran
+    # its executor's limits (runs.pool) would only do it again.
+    lost = next((c for c in (reason, code) if c in ("max_claims", "executor_crashed", "limit_exceeded")), None)
     if not lost and policy is not None and policy.allows(attempt):
         try:
             with transaction.atomic():
@@ -310,7 +312,7 @@ def _retry_or_dead_letter(run: Run, *, reason: str | None) -> Run | None:
                 )
         except DomainError as exc:  # app disabled, version no longer valid: nothing left to retry
             logger.warning("run %s: retry refused (%s); dead-lettered", run.pk, exc.detail)
-    why = "max_claims" if lost else "timeout" if run.status == RunStatus.TIMEOUT else "retries_exhausted"
+    why = lost if lost else "timeout" if run.status == RunStatus.TIMEOUT else "retries_exhausted"
     dead_letter_add(run=run, reason=why, attempts=attempt)
     return None
 

@@ -48,6 +48,8 @@ LAYERS: list[tuple[str, int]] = [
     ("runs.callbacks", SERVICES), ("runs.batches", SERVICES),
     # Execution: the executor, the engine's services for a run, the dispatch seam.
     ("runs.executor", EXECUTION), ("runs.runtime", EXECUTION), ("runs.execution", EXECUTION),
+    # The execution tier: the pool of executor processes and an executor process's main loop.
+    ("runs.pool", EXECUTION), ("runs.executor_process", EXECUTION),
     # Entry points: HTTP APIs, dialects, pages, websockets, tasks, the periodic pass, triggers.
     ("*", ENTRY),
 ]

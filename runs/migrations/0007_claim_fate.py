@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0005_draft_runs'),
+        ('runs', '0006_run_finish_handled'),
     ]
 
     operations = [
