@@ -17,7 +17,7 @@ from django.utils import timezone
 from runs.models import Run, RunEvent
 from runs.reaper import runs_reap
 from runs.services import run_create
-from runs.tasks import run_enqueue_now
+from runs.taskqueue import run_enqueue
 from tests.conftest import published_make
 from tests.durable.helpers import cluster, wait_for
 from tests.tier.test_attacks import assert_records_complete, graph_with
@@ -50,8 +50,8 @@ def test_worker_runs_that_crash_or_overrun_their_executor_end_once_and_the_worke
     with cluster(workers=1, **WORKER_ENV):
         crashed = async_run(crash)
         burnt = async_run(burn)
-        run_enqueue_now(crashed.pk)
-        run_enqueue_now(burnt.pk)
+        run_enqueue(crashed.pk)
+        run_enqueue(burnt.pk)
         wait_for(lambda: Run.objects.filter(pk__in=[crashed.pk, burnt.pk], status="failed").count() == 2,
                  timeout=90, what="both attacks ended")
         crashed.refresh_from_db()
@@ -60,7 +60,7 @@ def test_worker_runs_that_crash_or_overrun_their_executor_end_once_and_the_worke
         assert alive(worker_pid)  # the worker that claimed it was not taken down
         # Several reaper passes (lease 2 s, tick 1 s): neither run is claimed again.
         after = async_run(fine)
-        run_enqueue_now(after.pk)
+        run_enqueue(after.pk)
         wait_for(lambda: Run.objects.get(pk=after.pk).status == "succeeded", timeout=60, what="a run after them")
         time.sleep(5)
     for run, code in ((crashed, "executor_crashed"), (burnt, "limit_exceeded")):
