@@ -25,13 +25,19 @@ from web import urls as web_urls
 
 # Views that change something: POST only, with the scope they need.
 ACTIONS = {
-    "member-role": "admin", "member-remove": "admin", "token-revoke": "admin", "credential-edit": "manage",
+    "member-role": "admin", "member-remove": "admin", "token-revoke": "admin", "invitation-revoke": "admin",
+    "credential-edit": "manage",
     "app-delete": "manage", "workflow-delete": "manage", "workflow-draft": "manage", "workflow-validate": "manage",
     "workflow-publish": "manage", "workflow-run": "run", "workflow-run-node": "run", "workflow-version-activate": "manage",
     "workflow-version-restore": "manage", "trigger-action": "manage", "run-stop": "run", "run-replay": "run",
     "team-switch": None,  # signed-in user, any team role (accounts.team_switch: require_POST)
 }
-NOT_TEAM_PAGES = {"static", "login", "logout", "signup", "home", "team-new", "team-switch"}
+NOT_TEAM_PAGES = {"static", "login", "logout", "signup", "home", "team-new", "team-switch",
+                  # links from mail, for whoever holds them (an unknown one is a 404 page for anyone)
+                  "verify", "verify-resend", "invitation", "password-reset", "password-reset-sent",
+                  "password-reset-confirm"}
+# Path values of the mailed links: ones that name nothing (a GET of them must still write nothing).
+LINK_KWARGS = {"token": lambda team, ctx: "not-a-valid-token", "uidb64": lambda team, ctx: "MQ"}
 
 
 def _patterns() -> list[URLPattern]:
@@ -40,7 +46,8 @@ def _patterns() -> list[URLPattern]:
 
 def _url(pattern: URLPattern, team: Team) -> str:
     ctx: dict[str, Any] = {}
-    kwargs = {k: URL_KWARG_FACTORIES[k](team, ctx) for k in pattern.pattern.converters if k != "path"}
+    factories = {**URL_KWARG_FACTORIES, **LINK_KWARGS}
+    kwargs = {k: factories[k](team, ctx) for k in pattern.pattern.converters if k != "path"}
     if "path" in pattern.pattern.converters or pattern.name == "static":
         return "/static/css/app.css"
     return reverse(f"web:{pattern.name}", kwargs=kwargs)

@@ -38,7 +38,7 @@ def members(request: HttpRequest, access: Access) -> HttpResponse:
     })
 
 
-@team_view(write="admin")
+@team_action("admin")
 def invitation_revoke(request: HttpRequest, access: Access, invitation_id: str) -> HttpResponse:
     invitation = accounts_selectors.invitation_get(team=access.team, id=invitation_id)
     accounts_invitations.invitation_revoke(team=access.team, invitation=invitation)
