@@ -431,15 +431,21 @@ def test_editing_on_the_canvas_undo_copy_paste_rename_loop(page: Any, site: str,
     expect(page.locator(".react-flow__minimap")).to_be_visible()
 
     # Drag a node: its position is saved in the graph.
-    box = node(page, "shout").bounding_box()
+    box = stable_box(page, node(page, "shout"))
     page.mouse.move(box["x"] + 30, box["y"] + 12)
     page.mouse.down()
     page.mouse.move(box["x"] + 30, box["y"] + 150, steps=6)
     page.mouse.up()
-    wait_saved(page)
-    workflow.refresh_from_db()
-    moved = next(n for n in workflow.graph["nodes"] if n["id"] == "shout")["position"]
-    assert moved["y"] > 60, moved
+    # The autosave follows the drag after its debounce: wait for the saved graph, not only the label.
+    moved: dict[str, Any] = {}
+    for _ in range(100):
+        wait_saved(page)
+        workflow.refresh_from_db()
+        moved = next(n for n in workflow.graph["nodes"] if n["id"] == "shout").get("position") or {}
+        if moved.get("y", 0) > 60:
+            break
+        page.wait_for_timeout(100)
+    assert moved.get("y", 0) > 60, moved
 
     # Rename rewrites the expressions that name the node.
     select(page, "shout")
