@@ -61,7 +61,7 @@ def test_worker_runs_that_crash_or_overrun_their_executor_end_once_and_the_worke
         # Several reaper passes (lease 2 s, tick 1 s): neither run is claimed again.
         after = async_run(fine)
         run_enqueue(after.pk)
-        wait_for(lambda: Run.objects.get(pk=after.pk).status == "succeeded", timeout=60, what="a run after them")
+        wait_for(lambda: Run.objects.get(pk=after.pk).status == "succeeded", timeout=180, what="a run after them")
         time.sleep(5)
     for run, code in ((crashed, "executor_crashed"), (burnt, "limit_exceeded")):
         run.refresh_from_db()
