@@ -18,7 +18,7 @@ from django.conf import settings
 
 from accounts.crypto import secret_decrypt
 from accounts.models import Credential, CredentialKind, Team
-from config.errors import InvalidInput
+from config.errors import InvalidInput, team_owned
 from workflows.engine import brokers, databases
 from workflows.engine.brokers import BrokerPolicy
 from workflows.engine.databases import DatabasePolicy
@@ -45,8 +45,7 @@ def broker_policy() -> BrokerPolicy:
 
 def credential_test(*, team: Team, credential: Credential) -> dict[str, Any]:
     """Connect once with a ``database`` or ``broker`` credential of ``team``."""
-    if credential.team_id != team.id:
-        raise InvalidInput("Unknown credential.")
+    team_owned(team, credential, "Credential")
     if credential.kind not in (CredentialKind.DATABASE, CredentialKind.BROKER):
         raise InvalidInput("Only database and broker credentials can be tested.",
                            errors=[{"path": "/kind", "message": "must be database or broker"}])

@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.mail import absolute_url, mail_send
 from accounts.models import Invitation, Membership, Role, Team, UserEmail
 from accounts.services import owner_guard, team_create
-from config.errors import Conflict, Forbidden, InvalidInput, NotFound
+from config.errors import Conflict, Forbidden, InvalidInput, NotFound, team_owned
 
 _VERIFY_SALT = "weft.accounts.verify"
 
@@ -146,6 +146,7 @@ def invitation_create(*, team: Team, email: str, role: str, invited_by: User | N
 
 
 def invitation_revoke(*, team: Team, invitation: Invitation) -> None:
+    team_owned(team, invitation, "Invitation")
     Invitation.objects.filter(team=team, pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True).update(
         revoked_at=timezone.now())
 

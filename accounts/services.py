@@ -29,7 +29,7 @@ from accounts.models import (
     Team,
 )
 from accounts.tokens import token_generate, webhook_secret_new
-from config.errors import Conflict, Forbidden, InvalidInput
+from config.errors import Conflict, Forbidden, InvalidInput, team_owned
 
 # The names ${name} can reach (workflows.engine.params.PARAM_RE).
 PARAMETER_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
@@ -103,6 +103,7 @@ def _owner_count(team: Team) -> int:
 
 @transaction.atomic
 def membership_update(*, team: Team, membership: Membership, role: str, actor_role: str | None = Role.OWNER) -> Membership:
+    team_owned(team, membership, "Member")
     owner_guard(actor_role, role, membership.role)
     if role not in Role.values:
         raise InvalidInput("Unknown role.", errors=[{"path": "/role", "message": f"must be one of {', '.join(Role.values)}"}])
@@ -116,6 +117,7 @@ def membership_update(*, team: Team, membership: Membership, role: str, actor_ro
 @transaction.atomic
 def membership_remove(*, team: Team, membership: Membership, actor_role: str | None = Role.OWNER) -> None:
     """Remove a member; the tokens they created in this team are revoked in the same transaction."""
+    team_owned(team, membership, "Member")
     owner_guard(actor_role, membership.role)
     if membership.role == Role.OWNER and _owner_count(team) <= 1:
         raise Conflict("A team keeps at least one owner.", errors=[{"path": "/id", "message": "last owner"}])
@@ -166,6 +168,7 @@ def token_create(
 
 
 def token_revoke(*, team: Team, token: ApiToken) -> ApiToken:
+    team_owned(team, token, "Token")
     ApiToken.objects.filter(team=team, pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     token.refresh_from_db()
     return token
@@ -214,6 +217,7 @@ def credential_create(*, team: Team, name: str, kind: str, secrets: dict[str, st
 @transaction.atomic
 def credential_update(*, team: Team, credential: Credential, name: str | None = None, secrets: dict[str, str] | None = None,
                       kind: str | None = None) -> Credential:
+    team_owned(team, credential, "Credential")
     fields = ["updated_at"]
     if name is not None:
         if not name.strip():
@@ -235,6 +239,7 @@ def credential_update(*, team: Team, credential: Credential, name: str | None = 
 
 @transaction.atomic
 def credential_delete(*, team: Team, credential: Credential) -> None:
+    team_owned(team, credential, "Credential")
     Credential.objects.filter(team=team, pk=credential.pk).delete()
 
 

@@ -86,3 +86,12 @@ def serializer_errors_flatten(detail: Any, prefix: str = "") -> list[dict[str, s
     else:
         out.append({"path": prefix or "/", "message": str(detail)})
     return out
+
+
+def team_owned(team: Any, obj: Any, what: str) -> Any:
+    """The tenant guard of every service: ``obj`` (from a team-scoped selector) must belong to
+    ``team``; anything else (another team's row, ``None``) is the same ``NotFound`` as a missing
+    row, so a service never tells another team's object from one that does not exist."""
+    if obj is None or getattr(obj, "team_id", None) != getattr(team, "pk", None):
+        raise NotFound(f"{what} not found.")
+    return obj

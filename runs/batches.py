@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Team
 from accounts.selectors import row_get
-from config.errors import AppUnavailable, Conflict, InvalidInput
+from config.errors import AppUnavailable, Conflict, InvalidInput, team_owned
 from runs.http_policy import http_policy
 from runs.lifecycle import BATCH_CALLBACK_TASK, batch_dispatch, batch_progress, run_finish
 from runs.models import (
@@ -64,6 +64,7 @@ ITEM_PENDING = RunStatus.PENDING
 def batch_submit(*, team: Team, job_id: str, workflow: Workflow, items: list[Any], callback_url: str = "",
                  token: ApiToken | None = None, concurrency: int | None = None) -> BatchJob:
     """Validate every item, write the job and its items, start the first runs."""
+    team_owned(team, workflow, "Workflow")
     if not JOB_ID.match(job_id or ""):
         raise InvalidInput("Invalid jobId.", errors=[{"path": "/jobId", "message": "1-120 characters of A-Z a-z 0-9 . _ : -"}])
     if not workflow.app.enabled:

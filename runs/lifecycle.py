@@ -43,7 +43,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import ApiToken, Team
-from config.errors import Conflict, DomainError, NotFound
+from config.errors import Conflict, DomainError, team_owned
 from runs.callbacks import run_wake_if_waiting
 from runs.deadletters import dead_letter_add
 from runs.live import events_publish
@@ -153,8 +153,7 @@ def run_start(
     ``InvalidInput``, disabled app or no published version ``AppUnavailable``, over a concurrency
     limit ``RateLimited``.
     """
-    if workflow.team_id != team.id:
-        raise NotFound("Workflow not found.")
+    team_owned(team, workflow, "Workflow")
     mode = RunMode(mode)
     here = parent_run is not None or mode in (RunMode.BLOCKING, RunMode.STREAMING)
     executor = execution() if here else None
@@ -183,8 +182,7 @@ def run_start(
 
 def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_by: Any = None) -> Run:
     """A new async run of the same published version with the same inputs, linked to the original."""
-    if run.team_id != team.id:
-        raise NotFound("Run not found.")
+    team_owned(team, run, "Run")
     if run.status not in FINAL_STATUSES:
         raise Conflict("Only a finished run can be replayed.", errors=[{"path": "/status", "message": run.status}])
     return run_start(
@@ -197,8 +195,7 @@ def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_b
 def dead_letter_replay(*, team: Team, dead_letter: DeadLetter, token: ApiToken | None = None,
                        created_by: Any = None) -> Run:
     """Replay once: a new async run linked to the dead one. A second replay is a 409."""
-    if dead_letter.team_id != team.id:
-        raise NotFound("Dead letter not found.")
+    team_owned(team, dead_letter, "Dead letter")
     if dead_letter.replayed_run_id is not None:
         raise Conflict("This dead letter was already replayed.",
                        errors=[{"path": "/replayedRunId", "message": str(dead_letter.replayed_run_id)}])
@@ -219,8 +216,7 @@ def dead_letter_replay(*, team: Team, dead_letter: DeadLetter, token: ApiToken |
 def run_stop(*, team: Team, run: Run) -> Run:
     """Request a stop. A running run is ended by its executor within a second; a pending or waiting
     run nobody executes is ended here (and finished). Stopping a finished run changes nothing."""
-    if run.team_id != team.id:
-        raise NotFound("Run not found.")
+    team_owned(team, run, "Run")
     now = timezone.now()
     Run.objects.filter(pk=run.pk, stop_requested_at__isnull=True, status__in=ACTIVE_STATUSES).update(
         stop_requested_at=now

@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import ApiToken, Team
-from config.errors import AppUnavailable, InvalidInput, NotFound, RateLimited
+from config.errors import AppUnavailable, InvalidInput, RateLimited, team_owned
 from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunMode
 from runs.versions import compiled_version
 from workflows.engine.graph import InputInvalid, validate_inputs
@@ -77,8 +77,7 @@ def run_create(
     which is how code starts runs). Raises before writing anything on bad input. ``draft``: a test
     run of the saved draft (also when the version is a draft snapshot). ``prepare`` may set fields
     on the unsaved row (the lifecycle: the executor's claim, a retry's wake time)."""
-    if workflow.team_id != team.id:
-        raise NotFound("Workflow not found.")
+    team_owned(team, workflow, "Workflow")
     app: App = workflow.app
     if not app.enabled:
         raise AppUnavailable("The app is disabled.")

@@ -30,7 +30,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import Team
-from config.errors import DomainError, InvalidInput
+from config.errors import DomainError, InvalidInput, team_owned
 from runs.lifecycle import QUEUE, run_start
 from runs.models import RunMode
 from workflows.models import Trigger, TriggerConsumer, TriggerDeadLetter, TriggerDelivery, TriggerKind
@@ -67,6 +67,7 @@ def queue_triggers_enabled() -> QuerySet[Trigger]:
 
 
 def dead_letter_list(*, team: Team, trigger: Trigger) -> QuerySet[TriggerDeadLetter]:
+    team_owned(team, trigger, "Trigger")
     return TriggerDeadLetter.objects.filter(team=team, trigger=trigger).order_by("-created_at")
 
 

@@ -17,7 +17,7 @@ from django.db.models import Max
 
 from accounts.models import Team
 from accounts.selectors import credential_names, parameters_get
-from config.errors import Conflict, InvalidInput
+from config.errors import Conflict, InvalidInput, team_owned
 from runs.models import ACTIVE_STATUSES, BatchJob, Run
 from workflows.budgets import engine_limits
 from workflows.engine.graph import validate_graph
@@ -81,6 +81,7 @@ def app_update(
     enabled: bool = _UNSET, entry_workflow_id: Any = _UNSET,
 ) -> App:
     """Change the given fields only; ``entry_workflow_id`` must name one of the app's workflows."""
+    team_owned(team, app, "App")
     fields = ["updated_at"]
     if name is not _UNSET:
         name = name.strip()
@@ -115,6 +116,7 @@ def app_update(
 @transaction.atomic
 def app_delete(*, team: Team, app: App) -> None:
     """Delete the app with its workflows, versions, runs and app-bound tokens (not while runs are active)."""
+    team_owned(team, app, "App")
     _active_runs_check(Run.objects.filter(team=team, app=app), "app")
     _history_delete(Run.objects.filter(team=team, app=app), BatchJob.objects.filter(team=team, workflow__app=app))
     App.objects.filter(team=team, pk=app.pk).delete()
@@ -133,6 +135,7 @@ def workflow_create(
     created_by: User | None = None,
 ) -> Workflow:
     """Create a workflow with a draft graph; the first workflow of an app becomes its entry workflow."""
+    team_owned(team, app, "App")
     name = name.strip()
     if not name:
         raise InvalidInput("A workflow needs a name.", errors=[{"path": "/name", "message": "must not be empty"}])
@@ -155,6 +158,7 @@ def workflow_update(
     *, team: Team, workflow: Workflow, name: str = _UNSET, description: str = _UNSET, graph: dict[str, Any] = _UNSET,
 ) -> Workflow:
     """Save the draft: a graph may be invalid, but it must have the shape of a workflow."""
+    team_owned(team, workflow, "Workflow")
     fields = ["updated_at"]
     if graph is not _UNSET:
         workflow.graph = _graph_check(graph)
@@ -177,6 +181,7 @@ def workflow_update(
 @transaction.atomic
 def workflow_delete(*, team: Team, workflow: Workflow) -> None:
     """Delete the workflow with its versions and runs; the app's entry moves to its oldest other workflow."""
+    team_owned(team, workflow, "Workflow")
     _active_runs_check(Run.objects.filter(team=team, workflow=workflow), "workflow")
     app = App.objects.select_for_update().get(team=team, pk=workflow.app_id)
     _history_delete(Run.objects.filter(team=team, workflow=workflow), BatchJob.objects.filter(team=team, workflow=workflow))
@@ -188,6 +193,7 @@ def workflow_delete(*, team: Team, workflow: Workflow) -> None:
 
 def workflow_validate(*, team: Team, workflow: Workflow, graph: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Every problem of the (draft) graph as ``[{"path", "message"}]``; empty when it can be published."""
+    team_owned(team, workflow, "Workflow")
     if graph is not None:
         _graph_check(graph)  # a graph sent for validation must at least be shaped like one (400)
     graph = workflow.graph if graph is None else graph
@@ -205,6 +211,7 @@ def draft_snapshot(*, team: Team, workflow: Workflow, graph: dict[str, Any] | No
                    created_by: User | None = None) -> WorkflowVersion:
     """The frozen copy of the saved draft (or of ``graph``) that a test run executes, validated as at
     publish (``InvalidInput`` with every error). An unchanged draft reuses its last snapshot."""
+    team_owned(team, workflow, "Workflow")
     graph = workflow.graph if graph is None else graph
     errors = workflow_validate(team=team, workflow=workflow, graph=graph)
     if errors:
@@ -219,6 +226,7 @@ def draft_snapshot(*, team: Team, workflow: Workflow, graph: dict[str, Any] | No
 @transaction.atomic
 def workflow_publish(*, team: Team, workflow: Workflow, published_by: User | None = None) -> WorkflowVersion:
     """Freeze the draft as the next version and make it active; ``InvalidInput`` with every error if invalid."""
+    team_owned(team, workflow, "Workflow")
     # The row lock serialises publishes of one workflow (on SQLite the IMMEDIATE transaction does).
     locked = Workflow.objects.select_for_update().get(team=team, pk=workflow.pk)
     errors = workflow_validate(team=team, workflow=locked)
@@ -242,6 +250,7 @@ def workflow_publish(*, team: Team, workflow: Workflow, published_by: User | Non
 @transaction.atomic
 def version_activate(*, team: Team, workflow: Workflow, number: int) -> WorkflowVersion:
     """Make version ``number`` the active one (roll back or forward); new runs use it."""
+    team_owned(team, workflow, "Workflow")
     locked = Workflow.objects.select_for_update().get(team=team, pk=workflow.pk)
     version = version_get(team=team, workflow=locked, number=number)
     locked.active_version = version

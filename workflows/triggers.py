@@ -34,7 +34,7 @@ from django.utils import timezone
 from accounts.models import Credential, CredentialKind, Team
 from accounts.selectors import credential_secret, row_get
 from accounts.tokens import webhook_secret_new
-from config.errors import DomainError, InvalidInput, NotFound
+from config.errors import DomainError, InvalidInput, NotFound, team_owned
 from runs.lifecycle import NATIVE_WEBHOOK, SCHEDULE, Origin, run_start
 from runs.models import RunMode
 from runs.signing import SignatureInvalid, signature_verify
@@ -130,8 +130,7 @@ def trigger_create(*, team: Team, workflow: Workflow, kind: str, name: str = "",
                    signed: bool = True, credential: str = "", source: str = "", group: str = "") -> Trigger:
     """A schedule (``cron`` + ``time_zone``, default the team's), a webhook (signed by default) or a
     queue trigger (``credential`` + ``source`` [+ ``group``]: consumed by ``manage.py weftconsumers``)."""
-    if workflow.team_id != team.id:
-        raise NotFound("Workflow not found.")
+    team_owned(team, workflow, "Workflow")
     if kind not in TriggerKind.values:
         raise InvalidInput("Unknown kind.", errors=[{"path": "/kind", "message": "schedule, webhook or queue"}])
     if kind != TriggerKind.QUEUE and (credential or source or group):
@@ -162,8 +161,7 @@ def trigger_update(*, team: Team, trigger: Trigger, name: str = _UNSET, cron: st
                    inputs: dict[str, Any] = _UNSET, enabled: bool = _UNSET, signed: bool = _UNSET,
                    rotate_secret: bool = False, credential: str = _UNSET, source: str = _UNSET,
                    group: str = _UNSET) -> Trigger:
-    if trigger.team_id != team.id:
-        raise NotFound("Trigger not found.")
+    team_owned(team, trigger, "Trigger")
     if name is not _UNSET:
         trigger.name = name
     if inputs is not _UNSET:
@@ -203,8 +201,7 @@ def trigger_update(*, team: Team, trigger: Trigger, name: str = _UNSET, cron: st
 
 
 def trigger_delete(*, team: Team, trigger: Trigger) -> None:
-    if trigger.team_id != team.id:
-        raise NotFound("Trigger not found.")
+    team_owned(team, trigger, "Trigger")
     trigger.delete()
 
 
