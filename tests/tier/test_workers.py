@@ -22,7 +22,20 @@ from tests.conftest import published_make
 from tests.durable.helpers import cluster, wait_for
 from tests.tier.test_attacks import assert_records_complete, graph_with
 
-WORKER_ENV = {"WEFT_EXTRA_NODE_MODULES": "tests.support.hostile_nodes", "WEFT_EXECUTOR_CPU_SECONDS": "2"}
+WORKER_ENV = {"WEFT_EXTRA_NODE_MODULES": "tests.support.hostile_nodes", "WEFT_EXECUTOR_CPU_SECONDS": "2",
+              "WEFT_LOG_LEVEL": "WARNING", "WEFT_Q_LOG_LEVEL": "WARNING"}
+FINAL = ("succeeded", "failed", "cancelled", "timeout")
+
+
+def ended(proc: Any, run: Run, timeout: float, what: str) -> Run:
+    """Wait for the run to end; when it does not, fail with its state and the cluster's log."""
+    try:
+        wait_for(lambda: Run.objects.get(pk=run.pk).status in FINAL, timeout=timeout, what=what)
+    except AssertionError:
+        state = Run.objects.filter(pk=run.pk).values("status", "worker", "claim_count", "claim_fate", "error").first()
+        raise AssertionError(f"{what}: not ended in {timeout} s; run {state}; cluster log:\n{proc.log_tail()}") from None
+    run.refresh_from_db()
+    return run
 
 
 def async_run(workflow: Any) -> Run:
@@ -47,7 +60,7 @@ def test_worker_runs_that_crash_or_overrun_their_executor_end_once_and_the_worke
     crash = published_make(team_a, graph_with({"id": "crash", "type": "test_segfault"}))
     burn = published_make(team_a, graph_with({"id": "burn", "type": "test_burn", "config": {"size": 40}}))
     fine = published_make(team_a, graph_with({"id": "pid", "type": "test_pid"}))
-    with cluster(workers=1, **WORKER_ENV):
+    with cluster(workers=1, **WORKER_ENV) as proc:
         crashed = async_run(crash)
         burnt = async_run(burn)
         run_enqueue(crashed.pk)
@@ -61,7 +74,8 @@ def test_worker_runs_that_crash_or_overrun_their_executor_end_once_and_the_worke
         # Several reaper passes (lease 2 s, tick 1 s): neither run is claimed again.
         after = async_run(fine)
         run_enqueue(after.pk)
-        wait_for(lambda: Run.objects.get(pk=after.pk).status == "succeeded", timeout=180, what="a run after them")
+        done = ended(proc, after, 180, "a run after them")
+        assert done.status == "succeeded", (done.error, proc.log_tail())
         time.sleep(5)
     for run, code in ((crashed, "executor_crashed"), (burnt, "limit_exceeded")):
         run.refresh_from_db()
