@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Team
 from accounts.selectors import row_get
@@ -36,6 +36,15 @@ def run_get(*, team: Team, id: Any, app_id: Any = None, by: str = "id") -> Run:
 
 def node_runs(*, run: Run) -> QuerySet[NodeRun]:
     return NodeRun.objects.filter(run=run).order_by("index", "started_at")
+
+
+def node_exception_counts(*, team: Team, run_ids: list[Any]) -> dict[str, int]:
+    """Per run, the node failures it went on past (``on_error: continue`` or ``branch``: the
+    engine records such a failure with its output, ``{"error": ...}``), by run id."""
+    rows = (NodeRun.objects.filter(team=team, run_id__in=run_ids, status="failed")
+            .filter(Q(outputs__isnull=False) | Q(port="error"))
+            .values("run_id").annotate(n=Count("id")).values_list("run_id", "n"))
+    return {str(run_id): n for run_id, n in rows}
 
 
 def run_events(*, run: Run, after: int = 0, limit: int = 1000) -> list[RunEvent]:

@@ -1,6 +1,6 @@
 """Run API routes: native (/api/v1/), Dify-style (/v1/) and Coze-style (root)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from runs import apis, durable_apis
 from runs.dialects import coze, dify
@@ -25,6 +25,10 @@ urlpatterns = [
     path("v1/workflows/<str:workflow_id>/run", dify.DifyWorkflowRunVersionApi.as_view(), name="dify-run-version"),
     path("v1/parameters", dify.DifyParametersApi.as_view(), name="dify-parameters"),
     path("v1/info", dify.DifyInfoApi.as_view(), name="dify-info"),
+    path("v1/meta", dify.DifyMetaApi.as_view(), name="dify-meta"),
+    path("v1/site", dify.DifySiteApi.as_view(), name="dify-site"),
+    # Last of /v1/: every other path is Dify's JSON 404, never an HTML page.
+    re_path(r"^v1/(?P<path>.*)$", dify.NOT_FOUND_VIEW.as_view(), name="dify-not-found"),
     # Coze-style (deployment root).
     path("run", coze.CozeRunApi.as_view(), name="coze-run"),
     path("stream_run", coze.CozeStreamRunApi.as_view(), name="coze-stream-run"),

@@ -143,6 +143,17 @@ ANONYMOUS, SCOPE, TENANT = "anonymous", "scope", "tenant"
 
 # OpenAPI-style path -> (parts skipped, why). Keep this tiny: every entry is a hole in the matrix.
 OPT_OUTS: dict[str, tuple[set[str], str]] = {
+    "/v1/{path}": (
+        {ANONYMOUS, SCOPE, TENANT},
+        "every unknown Dify-style path answers Dify's JSON 404 to anyone, as Dify does before it reads "
+        "the token; tested in tests/runs/test_dify_api.py.",
+    ),
+    "/v1/workflows/tasks/{task_id}/stop": (
+        {TENANT},
+        "as Dify, stop answers {\"result\": \"success\"} for any task id; another team's run is "
+        "left unchanged (tests/runs/test_dify_api.py asserts it).",
+    ),
+    "/v1/workflows/{task_id}/stop": ({TENANT}, "the older path of the stop above."),
     "/hooks/{trigger_key}": (
         {ANONYMOUS, SCOPE, TENANT},
         "public webhook trigger: no token by design; the unguessable trigger key (and the optional "

@@ -22,8 +22,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.permissions import request_team
-from config.errors import InvalidInput
+from config.errors import NotFound
 from config.exceptions import error_normalize
+from runs import selectors
 from runs.apis import request_run, run_start_from_request
 from runs.dialects.common import (
     DialectView,
@@ -101,22 +102,41 @@ def dify_run_error(run: Run) -> str | None:
     return message
 
 
-def dify_run_data(run: Run) -> dict[str, Any]:
+def dify_node_status(data: dict[str, Any]) -> str:
+    """A node's status as Dify's: a failure the run went on past (``on_error: continue`` or
+    ``branch``: the engine records its output ``{"error": ...}``, and port ``error`` for a branch)
+    is ``exception``; a waiting node is ``running``."""
+    status = data.get("status") or "running"
+    if status == "failed" and (data.get("port") == "error" or data.get("outputs") is not None):
+        return "exception"
+    return "running" if status in ("waiting", "pending") else status
+
+
+def dify_outputs(value: Any) -> dict[str, Any] | None:
+    """Dify's ``outputs`` are objects: a loop's list (or any other value) becomes ``{"output": value}``."""
+    if value is None or isinstance(value, dict):
+        return value
+    return {"output": value}
+
+
+def dify_run_data(run: Run, exceptions_count: int = 0) -> dict[str, Any]:
     """The blocking ``data`` object (also ``workflow_finished``'s fields)."""
     return {
         "id": str(run.pk), "workflow_id": str(run.workflow_id), "status": dify_status(run.status),
         "outputs": run.outputs if run.outputs is not None else {}, "error": dify_run_error(run),
         "elapsed_time": elapsed_seconds(run) or 0.0, "total_tokens": 0, "total_steps": run.total_steps,
         "created_at": epoch_seconds(run.created_at), "finished_at": epoch_seconds(run.finished_at),
+        "exceptions_count": exceptions_count,
     }
 
 
-def dify_run_detail(run: Run) -> dict[str, Any]:
+def dify_run_detail(run: Run, exceptions_count: int = 0) -> dict[str, Any]:
     return {
         "id": str(run.pk), "workflow_id": str(run.workflow_id), "status": dify_status(run.status),
         "inputs": run.inputs, "outputs": run.outputs, "error": dify_run_error(run),
         "total_steps": run.total_steps, "total_tokens": 0, "created_at": epoch_seconds(run.created_at),
         "finished_at": epoch_seconds(run.finished_at), "elapsed_time": elapsed_seconds(run) or 0.0,
+        "exceptions_count": exceptions_count,
     }
 
 
@@ -137,15 +157,23 @@ def _node_finished(data: dict[str, Any]) -> dict[str, Any]:
                                   ("iteration_index", data.get("iteration_index")),
                                   ("parallel_id", data.get("parallel_id"))) if v is not None}
     return _node_common(data) | {
-        "process_data": data.get("process_data"), "outputs": data.get("outputs"), "status": data.get("status"),
+        "process_data": data.get("process_data"), "outputs": dify_outputs(data.get("outputs")),
+        "status": dify_node_status(data),
         "error": error_message(data.get("error")), "elapsed_time": data.get("elapsed_time") or 0.0,
         "execution_metadata": metadata or None, "finished_at": epoch_seconds(data.get("finished_at")), "files": [],
     }
 
 
-def dify_stream_event(run: Run, event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """A run event as Dify's ``(event, data)``, or None when Dify has no such event."""
+NODE_EVENTS = frozenset({"node_started", "node_finished", "node_retry", "iteration_started", "iteration_next",
+                         "iteration_completed"})
+
+
+def dify_stream_event(run: Run, event: dict[str, Any], exceptions_count: int = 0) -> tuple[str, dict[str, Any]] | None:
+    """A run event as Dify's ``(event, data)``, or None when Dify has no such event. A skipped node
+    (``run: skip``) sends nothing: Dify never announces a node that did not run."""
     etype, data = event["type"], event["data"] or {}
+    if etype in NODE_EVENTS and data.get("status") == "skipped":
+        return None
     if etype == "run_started":
         return "workflow_started", {"id": str(run.pk), "workflow_id": str(run.workflow_id),
                                     "sequence_number": 1, "inputs": data.get("inputs", run.inputs),
@@ -182,16 +210,19 @@ def dify_stream_event(run: Run, event: dict[str, Any]) -> tuple[str, dict[str, A
             "elapsed_time": data.get("elapsedTime") or 0.0, "total_tokens": 0,
             "total_steps": data.get("totalSteps", 0), "created_by": {},
             "created_at": epoch_seconds(data.get("createdAt")), "finished_at": epoch_seconds(data.get("finishedAt")),
-            "exceptions_count": 0, "files": [],
+            "exceptions_count": exceptions_count, "files": [],
         }
     return None  # run_resumed, run_waiting: internal to Weft
 
 
 def dify_stream_response(run: Run, follower: RunFollower) -> Any:
     envelope = {"task_id": str(run.task_id), "workflow_run_id": str(run.pk)}
+    exceptions = [0]  # node failures the run went on past, counted as their events pass
 
     def frames(event: dict[str, Any]) -> Iterable[bytes]:
-        mapped = dify_stream_event(run, event)
+        if event["type"] == "node_finished" and dify_node_status(event["data"] or {}) == "exception":
+            exceptions[0] += 1
+        mapped = dify_stream_event(run, event, exceptions[0])
         if mapped is not None:
             yield sse_frame({"event": mapped[0], **envelope, "data": mapped[1]})
 
@@ -229,6 +260,7 @@ class DifyRunDataOut(serializers.Serializer):
     total_steps = serializers.IntegerField()
     created_at = serializers.IntegerField(help_text="Unix seconds")
     finished_at = serializers.IntegerField(allow_null=True, help_text="Unix seconds")
+    exceptions_count = serializers.IntegerField(help_text="Node failures the run went on past (`on_error`)")
 
 
 class DifyBlockingOut(serializers.Serializer):
@@ -259,6 +291,7 @@ class DifyRunDetailOut(serializers.Serializer):
     created_at = serializers.IntegerField()
     finished_at = serializers.IntegerField(allow_null=True)
     elapsed_time = serializers.FloatField()
+    exceptions_count = serializers.IntegerField()
 
 
 class DifyStopIn(serializers.Serializer):
@@ -290,7 +323,12 @@ def _run_and_answer(request: Request, *, workflow: Workflow, version: WorkflowVe
                                  mode=RunMode.STREAMING if streaming else RunMode.BLOCKING, version=version)
     if streaming:
         return dify_stream_response(run, stream_follow(run))
-    return Response({"task_id": str(run.task_id), "workflow_run_id": str(run.pk), "data": dify_run_data(run)})
+    return Response({"task_id": str(run.task_id), "workflow_run_id": str(run.pk),
+                     "data": dify_run_data(run, _exceptions(request, run))})
+
+
+def _exceptions(request: Request, run: Run) -> int:
+    return selectors.node_exception_counts(team=request_team(request), run_ids=[run.pk]).get(str(run.pk), 0)
 
 
 class DifyWorkflowRunApi(DifyView):
@@ -314,15 +352,18 @@ class DifyWorkflowRunVersionApi(DifyView):
 class DifyTaskStopApi(DifyView):
     @extend_schema(operation_id="dify_workflows_task_stop", tags=[TAG], request=DifyStopIn,
                    responses={(200, JSON): DifyStopOut, **_ERRORS},
-                   description="Stop a run by its `task_id` (every mode): it ends as `stopped` within a second.")
+                   description="Stop a run by its `task_id` (every mode): it ends as `stopped` within a second. "
+                               "As Dify, the answer is `{\"result\": \"success\"}` for any task id: only a run "
+                               "of the token's app started by the same `user` is stopped.")
     def post(self, request: Request, task_id: str) -> Response:
-        run = request_run(request, task_id, by="task")
         body = DifyStopIn(data=request.data)
         body.is_valid(raise_exception=True)
-        if run.dialect == "dify" and run.user and body.validated_data["user"] != run.user:
-            raise InvalidInput("The user does not match the user who started the task.",
-                               errors=[{"path": "/user", "message": "not the user who started the task"}])
-        run_stop(team=request_team(request), run=run)
+        try:
+            run = request_run(request, task_id, by="task")
+        except NotFound:
+            run = None  # Dify answers success for a task it does not know (or another app's)
+        if run is not None and (not run.user or body.validated_data["user"] == run.user):
+            run_stop(team=request_team(request), run=run)
         return Response({"result": "success"})
 
 
@@ -338,7 +379,8 @@ class DifyWorkflowRunDetailApi(DifyView):
 
     @extend_schema(operation_id="dify_workflows_run_detail", tags=[TAG], responses={(200, JSON): DifyRunDetailOut, **_ERRORS})
     def get(self, request: Request, workflow_run_id: str) -> Response:
-        return Response(dify_run_detail(request_run(request, workflow_run_id, by="id")))
+        run = request_run(request, workflow_run_id, by="id")
+        return Response(dify_run_detail(run, _exceptions(request, run)))
 
 
 class DifyLogsIn(serializers.Serializer):
@@ -346,6 +388,10 @@ class DifyLogsIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=["succeeded", "failed", "stopped", "running"], required=False)
     created_at__before = serializers.DateTimeField(required=False)
     created_at__after = serializers.DateTimeField(required=False)
+    created_by_end_user_session_id = serializers.CharField(
+        required=False, max_length=255, help_text="Only runs started by this end user (the run's `user`)")
+    created_by_account = serializers.CharField(
+        required=False, max_length=254, help_text="Only runs started by this account (its email address)")
     page = serializers.IntegerField(min_value=1, max_value=99999, default=1)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
@@ -356,20 +402,23 @@ _STATUS_FILTER = {
 }
 
 
-def dify_log_entry(run: Run) -> dict[str, Any]:
+def dify_log_entry(run: Run, exceptions_count: int = 0) -> dict[str, Any]:
     end_user = ({"id": run.user, "type": "service_api", "is_anonymous": False, "session_id": run.user}
                 if run.user else None)
+    author = run.created_by if end_user is None else None
+    account = ({"id": str(author.pk), "name": author.get_full_name() or author.username, "email": author.email}
+               if author is not None else None)
     return {
         "id": str(run.pk),
         "workflow_run": {
             "id": str(run.pk), "version": str(run.version.number), "status": dify_status(run.status),
             "triggered_from": "app-run", "error": dify_run_error(run), "elapsed_time": elapsed_seconds(run) or 0.0,
             "total_tokens": 0, "total_steps": run.total_steps, "created_at": epoch_seconds(run.created_at),
-            "finished_at": epoch_seconds(run.finished_at), "exceptions_count": 0,
+            "finished_at": epoch_seconds(run.finished_at), "exceptions_count": exceptions_count,
         },
         "created_from": "service-api" if run.dialect in ("dify", "coze", "native") else "web-app",
         "created_by_role": "end_user" if end_user else "account",
-        "created_by_account": None,
+        "created_by_account": account,
         "created_by_end_user": end_user,
         "created_at": epoch_seconds(run.created_at),
     }
@@ -388,7 +437,12 @@ class DifyWorkflowLogsApi(DifyView):
         query = DifyLogsIn(data=request.query_params)
         query.is_valid(raise_exception=True)
         f = query.validated_data
-        qs = Run.objects.filter(team_id=app.team_id, app=app, parent_run__isnull=True, draft=False).select_related("version")
+        qs = Run.objects.filter(team_id=app.team_id, app=app, parent_run__isnull=True, draft=False).select_related(
+            "version", "created_by")
+        if f.get("created_by_end_user_session_id"):
+            qs = qs.filter(user=f["created_by_end_user_session_id"])
+        if f.get("created_by_account"):
+            qs = qs.filter(user="", created_by__email__iexact=f["created_by_account"])
         if f.get("status"):
             qs = qs.filter(status__in=_STATUS_FILTER[f["status"]])
         if f.get("created_at__before"):
@@ -406,8 +460,9 @@ class DifyWorkflowLogsApi(DifyView):
         total = qs.count()
         page, limit = f["page"], f["limit"]
         rows = list(qs.order_by("-created_at", "-id")[(page - 1) * limit: page * limit])
+        exceptions = selectors.node_exception_counts(team=request_team(request), run_ids=[r.pk for r in rows])
         return Response({"page": page, "limit": limit, "total": total, "has_more": page * limit < total,
-                         "data": [dify_log_entry(r) for r in rows]})
+                         "data": [dify_log_entry(r, exceptions.get(str(r.pk), 0)) for r in rows]})
 
 
 def _uuidish(text: str) -> bool:
@@ -419,8 +474,8 @@ def _uuidish(text: str) -> bool:
 def user_input_form(graph: dict[str, Any]) -> list[dict[str, Any]]:
     """Dify's ``user_input_form`` (its "old structure": ``[{"<type>": {...}}]``) from declared inputs:
     string -> ``text-input`` (``paragraph`` when declared ``format: paragraph`` or longer than 256),
-    enum -> ``select``, number/integer -> ``number``, boolean -> ``checkbox``, file -> ``file``,
-    object/array -> ``json_object``."""
+    enum -> ``select``, number/integer -> ``number``, boolean -> ``checkbox``, file -> ``file``
+    (``file-list`` when ``multiple``), object/array -> ``json_object``."""
     form = []
     for name, decl in (graph.get("inputs") or {}).items():
         kind = decl.get("type", "string")
@@ -439,15 +494,40 @@ def user_input_form(graph: dict[str, Any]) -> list[dict[str, Any]]:
         elif kind == "boolean":
             form_type = "checkbox"
         elif kind == "file":
-            form_type = "file"
-            entry |= {"allowed_file_types": [], "allowed_file_extensions": [],
-                      "allowed_file_upload_methods": ["remote_url"]}
+            form_type = "file-list" if decl.get("multiple") else "file"
+            entry |= dify_file_rules(decl.get("accept") or [])
+            entry["default"] = [] if decl.get("multiple") else None
         else:
             form_type = "json_object"
         if decl.get("description"):
             entry["description"] = decl["description"]
         form.append({form_type: entry})
     return form
+
+
+# Dify's file types, by the MIME type family an ``accept`` entry names.
+_DIFY_FILE_TYPES = {"image": "image", "audio": "audio", "video": "video", "text": "document",
+                    "application": "document"}
+
+
+def dify_file_rules(accept: list[str]) -> dict[str, Any]:
+    """A file field's ``allowed_file_types`` / ``allowed_file_extensions`` from the declaration's
+    ``accept`` (MIME types such as ``image/*`` or ``application/pdf``, or extensions ``.csv``);
+    nothing declared: every type."""
+    types: list[str] = []
+    extensions = [a.lower() for a in accept if a.startswith(".")]
+    for item in accept:
+        if "/" in item:
+            kind = _DIFY_FILE_TYPES.get(item.split("/", 1)[0].lower(), "custom")
+            if kind not in types:
+                types.append(kind)
+    if extensions and "custom" not in types:
+        types.append("custom")
+    return {"allowed_file_types": types or ["document", "image", "audio", "video", "custom"],
+            "allowed_file_extensions": extensions, "allowed_file_upload_methods": list(FILE_UPLOAD_METHODS)}
+
+
+FILE_UPLOAD_METHODS = ("remote_url",)
 
 
 def app_parameters(app: App) -> dict[str, Any]:
@@ -494,3 +574,58 @@ class DifyInfoApi(DifyView):
                          "mode": "workflow", "author_name": (author.get_full_name() or author.email or author.username)
                          if author else ""})
 
+
+
+class DifyMetaApi(DifyView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="dify_meta", tags=[TAG],
+                   responses={(200, JSON): inline_serializer("DifyMeta", {"tool_icons": serializers.DictField()}),
+                              **_ERRORS},
+                   description="The app's tool icons, as Dify's `/v1/meta` (Weft has no tool nodes: empty).")
+    def get(self, request: Request) -> Response:
+        app_required(request)
+        return Response({"tool_icons": {}})
+
+
+def app_site(app: App) -> dict[str, Any]:
+    """Dify's ``/v1/site`` (the web app's settings) for an app: its name and description; the
+    rest are Dify's defaults (Weft serves no public web app)."""
+    return {
+        "title": app.name, "chat_color_theme": None, "chat_color_theme_inverted": False, "icon_type": "emoji",
+        "icon": None, "icon_background": None, "icon_url": None, "description": app.description or None,
+        "copyright": None, "privacy_policy": None, "custom_disclaimer": "", "default_language": "en-US",
+        "prompt_public": False, "show_workflow_steps": True, "use_icon_as_answer_icon": False,
+    }
+
+
+class DifySiteApi(DifyView):
+    required_scopes = "read"
+
+    @extend_schema(operation_id="dify_site", tags=[TAG],
+                   responses={(200, JSON): inline_serializer("DifySite", {
+                       "title": serializers.CharField(), "description": serializers.CharField(allow_null=True),
+                       "icon_type": serializers.CharField(), "default_language": serializers.CharField(),
+                       "show_workflow_steps": serializers.BooleanField()}), **_ERRORS},
+                   description="The app's web-app settings, as Dify's `/v1/site`.")
+    def get(self, request: Request) -> Response:
+        return Response(app_site(app_required(request)))
+
+
+class DifyNotFoundApi(DifyView):
+    """Every ``/v1/...`` path Weft does not serve: Dify's JSON 404 body, for any method and whoever
+    asks (Dify answers an unknown route before it looks at the token)."""
+
+    public = True
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    parser_classes: list = []
+
+    def _not_found(self, request: Request, path: str = "") -> Response:
+        raise NotFound(f"The requested URL /v1/{path} was not found on this server.")
+
+    get = post = put = patch = delete = _not_found
+
+
+NOT_FOUND_VIEW = extend_schema(exclude=True)(DifyNotFoundApi)

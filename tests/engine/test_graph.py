@@ -193,3 +193,26 @@ def test_validation_time_grows_about_linearly() -> None:
         timings[n] = time.process_time() - started
     # 8x the nodes: quadratic would be ~64x; allow generous noise for a loaded machine
     assert timings[8_000] < 20 * timings[1_000] + 0.2, timings
+
+
+def test_input_declarations_carry_form_hints_and_bounds() -> None:
+    graph = {
+        "inputs": {"t": {"type": "string", "title": "T", "format": "paragraph", "minLength": 1, "maxLength": 5},
+                   "n": {"type": "number", "minimum": 0, "maximum": 1},
+                   "f": {"type": "file", "accept": ["image/*", ".pdf"], "multiple": True}},
+        "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+        "edges": [{"from": "start", "to": "end"}]}
+    assert validate_graph(graph) == []
+    compiled = compile_test(graph)
+    with pytest.raises(InputInvalid) as err:
+        validate_inputs(compiled, {"t": "toolong", "n": 2, "f": "https://x.example/a.png"})
+    assert {e["path"] for e in err.value.errors} == {"/inputs/t", "/inputs/n", "/inputs/f"}
+    assert validate_inputs(compiled, {"t": "ok", "n": 0.5, "f": ["https://x.example/a.png"]})["t"] == "ok"
+    schema = inputs_json_schema(graph)["properties"]
+    assert schema["t"] == {"type": "string", "title": "T", "minLength": 1, "maxLength": 5}
+    assert schema["f"]["type"] == "array" and schema["f"]["x-weft-accept"] == ["image/*", ".pdf"]
+    wrong = {**graph, "inputs": {"t": {"type": "string", "multiple": True, "minimum": 1},
+                                 "n": {"type": "integer", "minimum": 3, "maximum": 1},
+                                 "s": {"type": "string", "format": "colour"}}}
+    assert {e["path"] for e in validate_graph(wrong)} == {"/inputs/t/multiple", "/inputs/t/minimum",
+                                                         "/inputs/n/minimum", "/inputs/s/format"}

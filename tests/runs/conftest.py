@@ -55,6 +55,35 @@ DELAY_GRAPH: dict[str, Any] = {
 }
 
 
+# What Dify clients must parse: a node skipped by ``run: skip`` (no events), a loop (its outputs a
+# list, sent as ``{"output": [...]}``), four parallel branches from ``start``, and a node that fails
+# under ``on_error: continue`` (Dify's ``exception``, counted in ``exceptions_count``).
+FIDELITY_GRAPH: dict[str, Any] = {
+    "inputs": {
+        "xs": {"type": "array", "default": [1, 2, 3]},
+        "note": {"type": "string", "title": "Note", "format": "paragraph", "maxLength": 2000, "default": ""},
+    },
+    "outputs": {"squares": {"type": "array"}, "left": {"type": "string"}},
+    "params": {},
+    "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "skipped", "type": "transform", "run": "skip", "config": {"mapping": {"v": "never"}}},
+        {"id": "each", "type": "loop", "name": "For each x", "config": {
+            "items": "{{ inputs.xs }}",
+            "body": {"nodes": [{"id": "square", "type": "transform", "config": {"mapping": {"v": "{{ item * item }}"}}}],
+                     "edges": []},
+            "output": "{{ square.v }}"}},
+        {"id": "left", "type": "transform", "config": {"mapping": {"v": "L"}}},
+        {"id": "broken", "type": "transform", "name": "Broken", "on_error": "continue",
+         "config": {"mapping": {"v": "{{ 10 / (size(inputs.xs) - size(inputs.xs)) }}"}}},
+        {"id": "end", "type": "end", "config": {"outputs": {"squares": "{{ each }}", "left": "{{ left.v }}"}}},
+    ],
+    "edges": [{"from": "start", "to": "skipped"}, {"from": "skipped", "to": "each"}, {"from": "start", "to": "left"},
+              {"from": "start", "to": "broken"}, {"from": "each", "to": "end"}, {"from": "left", "to": "end"},
+              {"from": "broken", "to": "end"}],
+}
+
+
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup: Any) -> Iterator[str]:
     """Base URL of a Daphne serving the test database (session-scoped)."""

@@ -23,7 +23,7 @@ from dify_client.models.workflow import (
 )
 
 from runs.models import Run
-from tests.runs.conftest import RunEnv
+from tests.runs.conftest import FIDELITY_GRAPH, RunEnv, run_env_make
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +97,28 @@ def test_stop_through_the_sdk_ends_the_run_as_stopped(live_server_url: str, run_
     assert typed(rest[-1]).status == models.WorkflowStatus.STOPPED
     assert time.monotonic() - stopped_at[0] < 1.5
     assert Run.objects.get().status == "stopped"
+
+
+@pytest.fixture
+def fidelity_env(transactional_db: object, team_a: object, team_b: object) -> RunEnv:
+    return run_env_make(team_a, team_b, FIDELITY_GRAPH)  # type: ignore[arg-type]
+
+
+def test_stream_with_a_skipped_node_a_loop_parallel_branches_and_an_exception(
+        live_server_url: str, fidelity_env: RunEnv) -> None:
+    events = list(client(live_server_url, fidelity_env).run_workflows(
+        models.WorkflowsRunRequest(inputs={}, response_mode="streaming", user="fi")))
+    kinds = [e.event for e in events]
+    assert kinds[0] == models.StreamEvent.WORKFLOW_STARTED and kinds[-1] == models.StreamEvent.WORKFLOW_FINISHED
+    assert models.StreamEvent.PARALLEL_BRANCH_STARTED in kinds
+    finished = {d.node_id: d for e in events if e.event == models.StreamEvent.NODE_FINISHED
+                for d in [typed(e)]}
+    started = [typed(e).node_id for e in events if e.event == models.StreamEvent.NODE_STARTED]
+    assert "skipped" not in finished and "skipped" not in started  # a skipped node sends nothing
+    assert finished["each"].outputs == {"output": [1, 4, 9]}  # a loop's list, as Dify's iteration
+    assert finished["broken"].status == models.WorkflowStatus.EXCEPTION and finished["broken"].error
+    assert finished["left"].status == models.WorkflowStatus.SUCCEEDED
+    assert all(isinstance(d.outputs, dict) for d in finished.values() if d.outputs is not None)
+    assert typed(events[-1]).status == models.WorkflowStatus.SUCCEEDED
+    assert typed(events[-1]).exceptions_count == 1
+    assert typed(events[-1]).outputs == {"squares": [1, 4, 9], "left": "L"}

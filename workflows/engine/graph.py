@@ -31,6 +31,9 @@ NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED_IDS = frozenset({"inputs", "params", "run", "item", "index", "error"})
 INPUT_TYPES = ("string", "number", "integer", "boolean", "object", "array", "file")
+# ``format`` of a string input: how forms show it (``paragraph``: long text) and, for the others,
+# the JSON Schema format it is published with.
+INPUT_FORMATS = ("paragraph", "email", "uri", "date", "date-time")
 CHECK_TIME = datetime(2024, 2, 29, 12, 0, 0)  # time macros are expanded at this instant to check them
 
 
@@ -79,9 +82,23 @@ DECL_SCHEMA = {
         "description": {"type": "string"},
         "default": {},
         "enum": {"type": "array", "minItems": 1},
+        "title": {"type": "string", "maxLength": 255},
+        "format": {"enum": list(INPUT_FORMATS)},
+        "minLength": {"type": "integer", "minimum": 0},
+        "maxLength": {"type": "integer", "minimum": 0},
+        "minimum": {"type": "number"},
+        "maximum": {"type": "number"},
+        "accept": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "multiple": {"type": "boolean"},
     },
     "required": ["type"],
     "additionalProperties": False,
+}
+# Which declaration keys apply to which input types (a key on another type is a mistake, refused).
+_DECL_KEY_TYPES = {
+    "format": ("string",), "minLength": ("string",), "maxLength": ("string",),
+    "minimum": ("number", "integer"), "maximum": ("number", "integer"),
+    "accept": ("file",), "multiple": ("file",),
 }
 EDGE_SCHEMA = {
     "type": "object",
@@ -307,7 +324,7 @@ class _Checker:
                 pointer = f"/{key}/{_escape(name)}"
                 if not VAR_NAME.match(name):
                     self.err(pointer, f"invalid name {name!r}")
-                decl_errors = _schema_errors(DECL_SCHEMA, decl, pointer)
+                decl_errors = _schema_errors(DECL_SCHEMA, decl, pointer) or _decl_key_errors(decl, pointer)
                 self.errors.extend(decl_errors)
                 if not decl_errors and "default" in decl:
                     problems = _schema_errors({"type": "object", "properties": {"v": _decl_schema(decl)}},
@@ -636,14 +653,35 @@ def _branches(topo: Topology, children: dict[str, list[str]],
     return out
 
 
+def _decl_key_errors(decl: Mapping[str, Any], pointer: str) -> list[dict[str, str]]:
+    """Keys that do not apply to the declared type, and bounds that cross."""
+    kind = decl["type"]
+    errors = [{"path": f"{pointer}/{key}", "message": f"only for {' or '.join(types)} inputs"}
+              for key, types in _DECL_KEY_TYPES.items() if key in decl and kind not in types]
+    for low, high in (("minLength", "maxLength"), ("minimum", "maximum")):
+        if low in decl and high in decl and decl[low] > decl[high]:
+            errors.append({"path": f"{pointer}/{low}", "message": f"greater than {high}"})
+    return errors
+
+
+FILE_VALUE_SCHEMA = {"type": ["string", "object"], "x-weft-type": "file"}
+
+
 def _decl_schema(decl: Mapping[str, Any]) -> dict[str, Any]:
     kind = decl.get("type", "string")
-    schema: dict[str, Any] = (
-        {"type": ["string", "object"], "x-weft-type": "file"} if kind == "file" else {"type": kind}
-    )
-    for key in ("description", "enum", "default"):
+    schema: dict[str, Any]
+    if kind == "file":
+        schema = ({"type": "array", "items": dict(FILE_VALUE_SCHEMA)} if decl.get("multiple")
+                  else dict(FILE_VALUE_SCHEMA))
+    else:
+        schema = {"type": kind}
+    for key in ("title", "description", "enum", "default", "minLength", "maxLength", "minimum", "maximum"):
         if key in decl:
             schema[key] = decl[key]
+    if decl.get("format") in INPUT_FORMATS[1:]:
+        schema["format"] = decl["format"]  # published; forms read "paragraph" from the declaration
+    if "accept" in decl:
+        schema["x-weft-accept"] = list(decl["accept"])
     return schema
 
 
