@@ -30,6 +30,7 @@ from accounts.models import (
 )
 from accounts.tokens import token_generate, webhook_secret_new
 from config.errors import Conflict, Forbidden, InvalidInput, team_owned
+from workflows.engine.macros import has_macros, macro_errors
 
 # The names ${name} can reach (workflows.engine.params.PARAM_RE).
 PARAMETER_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
@@ -257,6 +258,8 @@ def parameters_replace(*, team: Team, values: dict[str, Any]) -> dict[str, str]:
                                                          "_ . or - (120 at most), not starting with 'system.'"})
         elif not isinstance(value, (str, int, float, bool)):
             errors.append({"path": f"/{key}", "message": "must be a string, number or boolean"})
+        elif isinstance(value, str) and has_macros(value):  # a macro that cannot expand fails every run using it
+            errors.extend({"path": f"/{key}", "message": message} for message in macro_errors(value))
     if errors:
         raise InvalidInput("Invalid parameters.", errors=errors)
     GlobalParameter.objects.filter(team=team).delete()

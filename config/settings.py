@@ -199,7 +199,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["config.fastjson.FastJSONRenderer"],  # orjson
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.jsoninput.CheckedJSONParser"],  # depth budget, NUL, lone surrogates
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     # Requests per minute per token and per team (runs.limits; WEFT_*RATE_LIMIT_PER_MINUTE, 0 = off).
     "DEFAULT_THROTTLE_CLASSES": ["runs.limits.TokenRateThrottle", "runs.limits.TeamRateThrottle"],
@@ -277,6 +277,8 @@ WEFT_MAX_STREAMS_PER_TOKEN = env_int("WEFT_MAX_STREAMS_PER_TOKEN", 20)
 WEFT_MAX_STREAMS_PER_TEAM = env_int("WEFT_MAX_STREAMS_PER_TEAM", 100)
 WEFT_STREAM_POLL_SECONDS = float(os.environ.get("WEFT_STREAM_POLL_SECONDS", "0.3"))
 WEFT_MAX_BODY_BYTES = env_int("WEFT_MAX_BODY_BYTES", 1024 * 1024 * 2)
+# Nesting of any JSON the platform accepts (config.jsoninput): deeper is a 400 naming the place.
+WEFT_MAX_JSON_DEPTH = env_int("WEFT_MAX_JSON_DEPTH", 64)
 WEFT_HTTP_ALLOW_NETWORKS = [n.strip() for n in os.environ.get("WEFT_HTTP_ALLOW_NETWORKS", "").split(",") if n.strip()]
 WEFT_HTTP_MAX_RESPONSE_BYTES = env_int("WEFT_HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024)
 WEFT_PUBLIC_URL = os.environ.get("WEFT_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import NotFound
+from config.jsoninput import json_input_check, json_input_loads
 from runs.models import NodeCallback, NodeRun, Run, RunStatus
 from runs.taskqueue import run_enqueue
 from workflows.engine.scheduler import receipt_token
@@ -35,11 +36,16 @@ def receipt_token_valid(*, run: Run, node_id: str, token: str) -> bool:
 
 
 def callback_body_parse(raw: bytes, content_type: str) -> Any:
+    """The body as JSON, or as text when it is not JSON; ``InvalidInput`` for what cannot be
+    stored (``config.jsoninput``: too deep, NUL characters, lone surrogates)."""
     text = raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(text) if text else None
+        value = json.loads(text) if text else None
+    except RecursionError:
+        return json_input_loads(text)  # refused: nested deeper than the budget
     except ValueError:
-        return text
+        value = text
+    return json_input_check(value)
 
 
 def callback_store(*, run_id: str, node_id: str, token: str, content_type: str, raw: bytes) -> bool:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from config.errors import DomainError, InvalidInput, team_owned
+from config.jsoninput import json_input_check
 from runs.lifecycle import QUEUE, run_start
 from runs.models import RunMode
 from workflows.models import Trigger, TriggerConsumer, TriggerDeadLetter, TriggerDelivery, TriggerKind
@@ -102,7 +103,8 @@ def _dead_letter(trigger: Trigger, message_id: str, body: bytes, reason: str, de
                     TriggerDelivery.objects.create(team_id=trigger.team_id, trigger=trigger, webhook_id=message_id)
                     TriggerDeadLetter.objects.create(
                         team_id=trigger.team_id, trigger=trigger, message_id=message_id, reason=reason, detail=detail,
-                        body=body[: DEAD_LETTER_BODY_CHARS * 4].decode("utf-8", errors="replace")[:DEAD_LETTER_BODY_CHARS])
+                        body=body[: DEAD_LETTER_BODY_CHARS * 4].decode("utf-8", errors="replace")[:DEAD_LETTER_BODY_CHARS]
+                        .replace("\x00", "\ufffd"))
             except IntegrityError:
                 pass
     return Received("dead_letter", reason=reason)
@@ -113,8 +115,12 @@ def _inputs_parse(body: bytes) -> tuple[dict[str, Any] | None, str, Any]:
         return None, "too_large", {"bytes": len(body), "limit": settings.WEFT_QUEUE_MAX_MESSAGE_BYTES}
     try:
         value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, "not_json", {"message": str(exc)[:200]}
+    try:
+        json_input_check(value)  # nesting budget; NUL and lone surrogates no database stores
+    except InvalidInput as exc:
+        return None, "invalid_inputs", {"errors": exc.errors}
     if not isinstance(value, dict):
         return None, "not_object", {"message": f"a queue message must be a JSON object, not {type(value).__name__}"}
     return value, "", None

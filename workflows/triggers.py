@@ -19,14 +19,13 @@ second run.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -35,6 +34,7 @@ from accounts.models import Credential, CredentialKind, Team
 from accounts.selectors import credential_secret, row_get
 from accounts.tokens import webhook_secret_new
 from config.errors import DomainError, InvalidInput, NotFound, team_owned
+from config.jsoninput import json_input_loads
 from runs.lifecycle import NATIVE_WEBHOOK, SCHEDULE, Origin, run_start
 from runs.models import RunMode
 from runs.signing import SignatureInvalid, signature_verify
@@ -66,6 +66,12 @@ def cron_valid(value: str, path: str = "/cron") -> str:
     if len(value.split()) != 5 or not croniter.is_valid(value):
         raise InvalidInput("Invalid cron expression.",
                            errors=[{"path": path, "message": "a 5-field cron expression, e.g. '0 2 * * *'"}])
+    try:  # valid fields can still name no date at all ("0 0 31 2 *": February 31st)
+        croniter(value, datetime(2024, 1, 1)).get_next(datetime)
+    except (CroniterBadDateError, OverflowError, ValueError):
+        raise InvalidInput("The cron expression never fires.",
+                           errors=[{"path": path, "message": f"{value!r} matches no date (e.g. February 31st)"}]
+                           ) from None
     return value
 
 
@@ -264,10 +270,7 @@ def hook_receive(*, key: str, body: bytes, headers: dict[str, str]) -> tuple[Any
             signature_verify(secret=trigger.signing_secret, body=body, headers=lowered)
         except SignatureInvalid as exc:
             raise SignatureRejected(f"Signature rejected: {exc}") from None
-    try:
-        payload = json.loads(body.decode("utf-8")) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("The body is not JSON.", errors=[{"path": "/", "message": "invalid JSON"}]) from None
+    payload = json_input_loads(body) if body.strip() else {}
     if not isinstance(payload, dict):
         raise InvalidInput("The body must be a JSON object.", errors=[{"path": "/", "message": "must be an object"}])
     webhook_id = (lowered.get("webhook-id") or "")[:255]

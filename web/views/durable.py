@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from accounts import selectors as accounts_selectors
 from config.errors import DomainError
+from config.jsoninput import json_input_loads
 from runs import deadletters
 from runs.batches import batch_counts
 from runs.lifecycle import dead_letter_replay
@@ -43,9 +43,9 @@ def triggers(request: HttpRequest, access: Access, workflow_id: str) -> HttpResp
     if request.method == "POST":
         p = request.POST
         try:
-            inputs = json.loads(p.get("inputs") or "{}")
-        except ValueError:
-            errors = [{"path": "/inputs", "message": "not valid JSON"}]
+            inputs = json_input_loads(p.get("inputs") or "{}", path="/inputs")
+        except DomainError as exc:
+            errors = exc.errors
         else:
             try:
                 queue = p.get("kind") == "queue"

@@ -19,6 +19,7 @@ from django.urls import reverse
 
 from accounts import selectors as accounts_selectors
 from config.errors import DomainError, InvalidInput
+from config.jsoninput import json_input_loads
 from runs import selectors as run_selectors
 from runs.lifecycle import TEST_PANEL, run_start
 from runs.models import RunMode
@@ -62,10 +63,7 @@ def error_json(exc: DomainError) -> JsonResponse:
 
 
 def body_json(request: HttpRequest) -> Any:
-    try:
-        return json.loads(request.body or b"{}")
-    except ValueError:
-        raise DomainError("The body is not JSON.", errors=[{"path": "", "message": "invalid JSON"}]) from None
+    return json_input_loads(request.body or b"{}")
 
 
 @team_view()

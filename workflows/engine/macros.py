@@ -196,7 +196,18 @@ def _natural(phrase: str, today: date) -> str:
 
 
 def expand_macros(text: str, local: datetime) -> str:
-    """Expands every time macro in ``text``; ``local`` is the business time in the team's zone."""
+    """Expands every time macro in ``text``; ``local`` is the business time in the team's zone.
+    A date outside years 1-9999 (``$[yyyyMMdd+99999999]``) is a ``MacroError``, like any bad macro."""
+    try:
+        return _expand(text, local)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, MacroError):
+            raise
+        raise MacroError(f"time macro out of range in {text[:200]!r}: the date would fall outside years 1-9999"
+                         ) from None
+
+
+def _expand(text: str, local: datetime) -> str:
     if "$[" in text:
         text = _DOLLAR.sub(lambda m: _dollar(m.group(1), local) if _MACRO_START.match(m.group(1))
                            else m.group(0), text)

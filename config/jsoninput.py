@@ -1,0 +1,106 @@
+"""JSON from outside (API bodies, webhook payloads, callbacks, queue messages, the editor's saves),
+parsed within a nesting budget and refused when a string cannot be stored.
+
+Every JSON body the platform accepts passes ``json_input_check`` once, at the edge, so that nothing
+downstream meets what no database stores or what the parser cannot hold:
+- nesting deeper than ``WEFT_MAX_JSON_DEPTH`` (the standard library's parser recurses, and ~1,000
+  levels is a ``RecursionError``; orjson renders at most 255);
+- a NUL character (PostgreSQL refuses it in ``text`` and ``jsonb``);
+- a lone surrogate such as ``"\\ud800"`` (no UTF-8 encoding exists for it: SQLite, PostgreSQL and
+  every response renderer fail on it), in a value or in a key.
+Each refusal is ``InvalidInput`` naming the place as a JSON pointer, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from rest_framework.parsers import JSONParser
+
+from config.errors import InvalidInput
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _pointer(path: tuple[str, ...]) -> str:
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path) if path else "/"
+
+
+def _string_problem(text: str) -> str | None:
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return None
+    return "contains a NUL character" if match.group(0) == "\x00" else "contains a lone surrogate (invalid Unicode)"
+
+
+def json_value_errors(value: Any, *, max_depth: int | None = None, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Problems of a parsed JSON value as ``[{"path", "message"}]``: nesting past ``max_depth``
+    (default ``WEFT_MAX_JSON_DEPTH``), NUL characters and lone surrogates in strings and keys."""
+    limit = int(settings.WEFT_MAX_JSON_DEPTH) if max_depth is None else max_depth
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[Any, tuple[str, ...], int]] = [(value, prefix, 0)]  # iterative: no recursion to exhaust
+    while stack and len(errors) < 20:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            problem = _string_problem(item)
+            if problem:
+                errors.append({"path": _pointer(path), "message": problem})
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth >= limit:
+            errors.append({"path": _pointer(path), "message": f"nested deeper than {limit} levels (WEFT_MAX_JSON_DEPTH)"})
+            continue
+        if isinstance(item, dict):
+            for key, child in item.items():
+                problem = _string_problem(key) if isinstance(key, str) else None
+                if problem:
+                    errors.append({"path": _pointer((*path, key.encode("utf-8", "replace").decode())),
+                                   "message": f"key {problem}"})
+                    continue
+                stack.append((child, (*path, str(key)), depth + 1))
+        else:
+            stack.extend((child, (*path, str(index)), depth + 1) for index, child in enumerate(item))
+    errors.sort(key=lambda e: e["path"])
+    return errors
+
+
+def json_input_check(value: Any, *, prefix: tuple[str, ...] = ()) -> Any:
+    """``value`` when it can be stored and processed; ``InvalidInput`` naming every place otherwise."""
+    errors = json_value_errors(value, prefix=prefix)
+    if errors:
+        raise InvalidInput("; ".join(f"{e['path']}: {e['message']}" for e in errors), errors=errors)
+    return value
+
+
+def _too_deep(path: str) -> InvalidInput:
+    message = f"nested deeper than {settings.WEFT_MAX_JSON_DEPTH} levels (WEFT_MAX_JSON_DEPTH)"
+    return InvalidInput(f"The JSON is {message}.", errors=[{"path": path, "message": message}])
+
+
+def json_input_loads(text: str | bytes, *, path: str = "/") -> Any:
+    """Parse JSON from outside and check it (``json_input_check``). Not JSON, or nested beyond
+    what the parser holds: ``InvalidInput`` at ``path``."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise _too_deep(path) from None
+    except ValueError:  # UnicodeDecodeError included
+        raise InvalidInput("The body is not JSON.", errors=[{"path": path, "message": "invalid JSON"}]) from None
+    prefix = tuple(path.strip("/").split("/")) if path.strip("/") else ()
+    return json_input_check(value, prefix=prefix)
+
+
+class CheckedJSONParser(JSONParser):
+    """DRF's JSON parser (the API's only one) with the checks above: a 400 naming the place
+    instead of a 500 (``RecursionError``) or a value the database refuses after a row was written."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            value = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise _too_deep("/") from None
+        return json_input_check(value)
