@@ -53,6 +53,14 @@ class AppUnavailable(DomainError):
     title = "App unavailable"
 
 
+class BudgetExceeded(DomainError):
+    """A budget of WORKFLOW_FORMAT.md "Limits" that a request would cross (``errors`` names where)."""
+
+    status = 400
+    code = "limit_exceeded"
+    title = "Limit exceeded"
+
+
 class PayloadTooLarge(DomainError):
     status = 413
     code = "payload_too_large"

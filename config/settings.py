@@ -306,6 +306,9 @@ WEFT_MAX_EXPRESSION_DEPTH = env_int("WEFT_MAX_EXPRESSION_DEPTH", 32)
 WEFT_MAX_COMPREHENSION_DEPTH = env_int("WEFT_MAX_COMPREHENSION_DEPTH", 2)
 WEFT_MAX_COMPREHENSION_COST = env_int("WEFT_MAX_COMPREHENSION_COST", 4_000_000)
 WEFT_MAX_LOOP_ITEMS = env_int("WEFT_MAX_LOOP_ITEMS", 10_000)
+# Sub-workflow runs inside sub-workflow runs (a top-level run is depth 0); a call cycle is refused
+# at publish whatever this is (workflows.calls), and a child past it fails limit_exceeded.
+WEFT_MAX_WORKFLOW_DEPTH = env_int("WEFT_MAX_WORKFLOW_DEPTH", 5)
 WEFT_MAX_RUN_CPU_SECONDS = float(os.environ.get("WEFT_MAX_RUN_CPU_SECONDS", "60"))
 WEFT_MAX_REGEX_PATTERN_BYTES = env_int("WEFT_MAX_REGEX_PATTERN_BYTES", 1024)
 WEFT_MAX_REGEX_SUBJECT_BYTES = env_int("WEFT_MAX_REGEX_SUBJECT_BYTES", 1024 * 1024)

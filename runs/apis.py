@@ -81,6 +81,8 @@ class RunOut(serializers.Serializer):
     deadline = serializers.DateTimeField()
     elapsedTime = serializers.FloatField(allow_null=True)
     parentRunId = serializers.UUIDField(allow_null=True)
+    rootRunId = serializers.UUIDField(allow_null=True, help_text="A child run's top-level run")
+    depth = serializers.IntegerField(help_text="Sub-workflow levels below the top-level run (0: top-level)")
     replayOfId = serializers.UUIDField(allow_null=True)
     draft = serializers.BooleanField(help_text="A test run of the saved draft")
     nodeRuns = NodeRunOut(many=True, required=False)

@@ -57,6 +57,10 @@ class Run(models.Model):
     claim_count = models.PositiveIntegerField(default=0)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    # The parent chain of a child run: the top-level run it descends from and how many sub-workflow
+    # levels down it is (0: a top-level run; WEFT_MAX_WORKFLOW_DEPTH bounds it).
+    root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    depth = models.PositiveSmallIntegerField(default=0)
     replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
     event_seq = models.PositiveIntegerField(default=0)
     # A test run of the saved draft (its version is a draft snapshot): shown in the editor and the

@@ -38,6 +38,7 @@ def run_dict(run: Run, node_runs: list[NodeRun] | None = None) -> dict[str, Any]
         "createdAt": iso(run.created_at), "startedAt": iso(run.started_at), "finishedAt": iso(run.finished_at),
         "deadline": iso(run.deadline), "elapsedTime": elapsed_seconds(run),
         "parentRunId": str(run.parent_run_id) if run.parent_run_id else None,
+        "rootRunId": str(run.root_run_id) if run.root_run_id else None, "depth": run.depth,
         "replayOfId": str(run.replay_of_id) if run.replay_of_id else None,
         "draft": run.draft,
     }

@@ -14,12 +14,12 @@ from django.db import connection
 
 from accounts.connections import broker_policy, db_policy
 from accounts.selectors import credential_secret
-from config.errors import DomainError
+from config.errors import BudgetExceeded, DomainError, RateLimited
 from runs.callbacks import callback_result
 from runs.http_policy import http_policy
 from runs.lifecycle import Origin, run_start
 from runs.models import Run
-from workflows.engine.nodes.base import NodeError
+from workflows.engine.nodes.base import LimitExceeded, NodeError
 from workflows.selectors import workflow_get
 
 
@@ -67,6 +67,9 @@ class RunServices:
             child = run_start(team=self.run.team, workflow=workflow, inputs=inputs, mode=self.run.mode,
                               origin=Origin.following(self.run, "child"), user=self.run.user, parent_run=self.run,
                               stop=self.stop)
+        except (BudgetExceeded, RateLimited) as exc:
+            # Too deep, or the team's concurrency limit (a child run takes a slot like a blocking one).
+            raise LimitExceeded(f"child workflow: {exc.detail}") from None
         except DomainError as exc:
             raise NodeError(f"child workflow: {exc.detail}", code="child_invalid", detail=exc.errors or None) from None
         if not child.is_final:

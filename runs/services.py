@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.models import ApiToken, Team
-from config.errors import AppUnavailable, InvalidInput, RateLimited, team_owned
+from config.errors import AppUnavailable, BudgetExceeded, InvalidInput, RateLimited, team_owned
 from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunMode
 from runs.versions import compiled_version
 from workflows.engine.graph import InputInvalid, validate_inputs
@@ -76,8 +76,18 @@ def run_create(
     """Validate the inputs and write a ``pending`` run (the record step of ``runs.lifecycle.run_start``,
     which is how code starts runs). Raises before writing anything on bad input. ``draft``: a test
     run of the saved draft (also when the version is a draft snapshot). ``prepare`` may set fields
-    on the unsaved row (the lifecycle: the executor's claim, a retry's wake time)."""
+    on the unsaved row (the lifecycle: the executor's claim, a retry's wake time).
+
+    A child run (``parent_run``) records its parent chain (``root_run``, ``depth``): past
+    ``WEFT_MAX_WORKFLOW_DEPTH`` levels it is refused (``BudgetExceeded``), and it counts against
+    the team's concurrency limit like a blocking run, whatever its mode (it executes at once, in
+    its parent's executor, never queued): over it, ``RateLimited``."""
     team_owned(team, workflow, "Workflow")
+    depth = parent_run.depth + 1 if parent_run is not None else 0
+    max_depth = int(settings.WEFT_MAX_WORKFLOW_DEPTH)
+    if max_depth and depth > max_depth:
+        raise BudgetExceeded(f"The sub-workflow would run {depth} levels deep; the limit is {max_depth} "
+                             "(WEFT_MAX_WORKFLOW_DEPTH).", errors=[{"path": "/workflow", "message": "too deep"}])
     app: App = workflow.app
     if not app.enabled:
         raise AppUnavailable("The app is disabled.")
@@ -89,20 +99,24 @@ def run_create(
         team=team, app=app, workflow=workflow, version=version, mode=mode, dialect=dialect,
         trigger=trigger, user=(user or "")[:255], token=token, created_by=created_by, inputs=clean,
         business_time=business_time or now, deadline=now + timedelta(seconds=seconds), parent_run=parent_run,
+        root_run_id=(parent_run.root_run_id or parent_run.pk) if parent_run is not None else None, depth=depth,
         replay_of=replay_of, draft=draft or version.draft,
     )
     if prepare is not None:
         prepare(run)
     with transaction.atomic():
-        if mode in INTERACTIVE_MODES and parent_run is None:
+        if parent_run is not None:
+            concurrency_check(team=team, token=None)
+        elif mode in INTERACTIVE_MODES:
             concurrency_check(team=team, token=token)
         run.save(force_insert=True)
     return run
 
 
 def concurrency_check(*, team: Team, token: ApiToken | None) -> None:
-    """Refuse a new blocking or streaming run when the team (``WEFT_MAX_CONCURRENT_RUNS``) or the
-    token (``WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN``) already has that many active ones (0: no limit).
+    """Refuse a new blocking, streaming or child run when the team (``WEFT_MAX_CONCURRENT_RUNS``) or
+    the token (``WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN``) already has that many active ones (0: no
+    limit); child runs of any mode count (they execute at once, in their parent's executor).
 
     Call inside the transaction that inserts the run. The team row is locked first (``FOR UPDATE``
     on PostgreSQL; SQLite's ``IMMEDIATE`` transactions already serialise writers), so the count and
@@ -115,7 +129,8 @@ def concurrency_check(*, team: Team, token: ApiToken | None) -> None:
         return
     if connection.features.has_select_for_update:
         Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True).first()
-    counts = Run.objects.filter(team=team, status__in=ACTIVE_STATUSES, mode__in=INTERACTIVE_MODES).aggregate(
+    counts = Run.objects.filter(Q(mode__in=INTERACTIVE_MODES) | Q(parent_run__isnull=False),
+                                team=team, status__in=ACTIVE_STATUSES).aggregate(
         team=Count("pk"), token=Count("pk", filter=Q(token=token)))
     if team_limit and counts["team"] >= team_limit:
         raise RateLimited(f"Too many concurrent runs for this team (limit {team_limit}).", retry_after=1)

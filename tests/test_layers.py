@@ -39,6 +39,8 @@ LAYERS: list[tuple[str, int]] = [
     ("*.selectors", SELECTORS), ("runs.versions", SELECTORS), ("runs.representations", SELECTORS),
     ("runs.http_policy", SELECTORS), ("runs.taskqueue", SELECTORS), ("runs.live", SELECTORS),
     ("runs.signing", SELECTORS), ("config.exceptions", SELECTORS),
+    # The sub-workflow call graph of a graph being validated (reads the team's workflows).
+    ("workflows.calls", SELECTORS),
     # Who the request is (token or session) and which team it acts for: what selectors are handed.
     ("accounts.authentication", SELECTORS), ("accounts.permissions", SELECTORS),
     # The outbound policies of a team's database and broker credentials (decrypted when used).

@@ -21,6 +21,7 @@ def engine_limits() -> Limits:
         comprehension_cost=settings.WEFT_MAX_COMPREHENSION_COST,
         loop_items=settings.WEFT_MAX_LOOP_ITEMS,
         output_bytes=settings.WEFT_NODE_MAX_OUTPUT_BYTES,
+        workflow_depth=settings.WEFT_MAX_WORKFLOW_DEPTH,
         run_cpu_seconds=settings.WEFT_MAX_RUN_CPU_SECONDS,
         regex_pattern_bytes=settings.WEFT_MAX_REGEX_PATTERN_BYTES,
         regex_subject_bytes=settings.WEFT_MAX_REGEX_SUBJECT_BYTES,

@@ -20,6 +20,7 @@ from accounts.selectors import credential_names, parameters_get
 from config.errors import Conflict, InvalidInput, team_owned
 from runs.models import ACTIVE_STATUSES, BatchJob, Run
 from workflows.budgets import engine_limits
+from workflows.calls import call_errors
 from workflows.engine.graph import validate_graph
 from workflows.models import App, Workflow, WorkflowVersion, empty_graph
 from workflows.selectors import version_get
@@ -200,10 +201,18 @@ def workflow_validate(*, team: Team, workflow: Workflow, graph: dict[str, Any] |
     shape = graph_shape_errors(graph, path="")
     if shape:
         return shape
+    limits = engine_limits()
     return validate_graph(
         graph, global_params=parameters_get(team=team), credential_names=credential_names(team=team),
-        limits=engine_limits(),
-    )
+        limits=limits,
+    ) + call_errors(team=team, workflow=workflow, graph=graph, max_depth=limits.workflow_depth)
+
+
+def _calls_lock(team: Team) -> None:
+    """Serialise the team's publishes and activations (the team row, locked before the workflow
+    row): two workflows published at once that call each other would each see the other's old
+    version and pass the sub-workflow cycle check."""
+    Team.objects.select_for_update().filter(pk=team.pk).values_list("pk", flat=True).first()
 
 
 @transaction.atomic
@@ -227,6 +236,7 @@ def draft_snapshot(*, team: Team, workflow: Workflow, graph: dict[str, Any] | No
 def workflow_publish(*, team: Team, workflow: Workflow, published_by: User | None = None) -> WorkflowVersion:
     """Freeze the draft as the next version and make it active; ``InvalidInput`` with every error if invalid."""
     team_owned(team, workflow, "Workflow")
+    _calls_lock(team)
     # The row lock serialises publishes of one workflow (on SQLite the IMMEDIATE transaction does).
     locked = Workflow.objects.select_for_update().get(team=team, pk=workflow.pk)
     errors = workflow_validate(team=team, workflow=locked)
@@ -249,10 +259,15 @@ def workflow_publish(*, team: Team, workflow: Workflow, published_by: User | Non
 
 @transaction.atomic
 def version_activate(*, team: Team, workflow: Workflow, number: int) -> WorkflowVersion:
-    """Make version ``number`` the active one (roll back or forward); new runs use it."""
+    """Make version ``number`` the active one (roll back or forward); new runs use it. Its
+    sub-workflow calls are checked again (``InvalidInput``): what it calls may have changed."""
     team_owned(team, workflow, "Workflow")
+    _calls_lock(team)
     locked = Workflow.objects.select_for_update().get(team=team, pk=workflow.pk)
     version = version_get(team=team, workflow=locked, number=number)
+    errors = call_errors(team=team, workflow=locked, graph=version.graph, max_depth=engine_limits().workflow_depth)
+    if errors:
+        raise InvalidInput(f"Version {number} cannot be activated.", errors=errors)
     locked.active_version = version
     locked.save(update_fields=["active_version", "updated_at"])
     workflow.active_version = version

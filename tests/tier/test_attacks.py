@@ -27,10 +27,10 @@ import requests
 from accounts.models import ALL_SCOPES
 from accounts.services import token_create
 from runs.models import NodeRun, Run, RunEvent
-from tests.conftest import app_make, published_make, unique
+from tests.conftest import app_make, published_make, unique, workflow_make
 from tests.runs.conftest import sse_read
 from tests.support.processes import Process, daphne
-from workflows.models import App
+from workflows.models import App, Workflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -275,3 +275,58 @@ def test_an_executor_that_exits_by_itself_ends_its_streaming_run_and_the_stream(
     run = Run.objects.get(pk=last["workflow_run_id"])
     assert_records_complete(run, "executor_crashed")
     assert "exit status 3" in run.error["message"]
+
+
+def sub_calling(callee_id: str | None) -> dict[str, Any]:
+    """A workflow whose one node calls ``callee_id`` (none: a leaf)."""
+    node = ({"id": "sub", "type": "workflow", "config": {"workflow": callee_id, "inputs": {}}} if callee_id
+            else {"id": "leaf", "type": "transform", "config": {"mapping": {"ok": True}}})
+    return graph_with(node)
+
+
+def test_sub_workflows_that_call_themselves_cannot_be_published_and_a_deep_chain_stops_at_the_limit(
+        server, teams) -> None:
+    """The issue's attack: a ``workflow`` node calling its own workflow made 2,200 runs from one
+    request. Publishing it is refused (400 naming the node); so is a call back through another
+    workflow. A chain of 8 published top-down (each publish sees the next without a version, so
+    no publish sees the depth) runs 6 levels (depths 0 to 5) and stops at the 7th with
+    ``limit_exceeded``, while team B is served."""
+    _, url = server
+    team = teams["a"]
+    headers = {"Authorization": f"Bearer {teams['token_a']}"}
+
+    def publish(workflow: Any) -> requests.Response:
+        return requests.post(f"{url}/api/v1/workflows/{workflow.pk}/publish", headers=headers, json={}, timeout=60)
+
+    def draft(workflow: Any, graph: dict[str, Any]) -> None:
+        Workflow.objects.filter(pk=workflow.pk).update(graph=graph)  # only the draft (the server publishes)
+
+    selfish = workflow_make(team, app=app_make(team))
+    draft(selfish, sub_calling(str(selfish.pk)))
+    response = publish(selfish)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"] == [{"path": "/nodes/1/config/workflow", "message": (
+        "node 'sub': the workflow calls itself; a workflow may not call its own workflow")}]
+    flows = [workflow_make(team, app=app_make(team)) for _ in range(8)]
+    for workflow, callee in zip(flows, [*flows[1:], None], strict=True):
+        draft(workflow, sub_calling(str(callee.pk) if callee else None))
+    assert [publish(w).status_code for w in flows] == [201] * 8
+    draft(flows[1], sub_calling(str(flows[0].pk)))  # a loop back through flows[0]: refused, v1 stays
+    response = publish(flows[1])
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"] == [{"path": "/nodes/1/config/workflow", "message": (
+        f"node 'sub': the workflow calls itself through {flows[0].name!r}; a workflow may not call its own workflow")}]
+    with OtherTeam(url, teams["token_b"], teams["greeting_b"]) as other:
+        response = requests.post(f"{url}/api/v1/workflows/run", headers=headers, timeout=120,
+                                 json={"workflowId": str(flows[0].pk), "params": {}})
+        time.sleep(0.3)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "failed" and body["error"]["code"] == "child_failed", body["error"]
+    other.assert_served()
+    runs = list(Run.objects.filter(root_run_id=body["id"]).order_by("depth"))
+    assert [(r.depth, r.workflow_id) for r in runs] == [(d, flows[d].pk) for d in range(1, 6)]
+    assert runs[-1].error["code"] == "limit_exceeded", runs[-1].error
+    assert "WEFT_MAX_WORKFLOW_DEPTH" in runs[-1].error["message"]
+    for run in [Run.objects.get(pk=body["id"]), *runs]:
+        assert run.status == "failed" and run.claim_count <= 1 and run.finished_at is not None

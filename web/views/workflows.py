@@ -294,7 +294,11 @@ def workflow_versions(request: HttpRequest, access: Access, workflow_id: str) ->
 @team_action("manage")
 def version_activate(request: HttpRequest, access: Access, workflow_id: str, number: int) -> HttpResponse:
     workflow = wf_selectors.workflow_get(team=access.team, id=workflow_id)
-    version = wf_services.version_activate(team=access.team, workflow=workflow, number=number)
+    try:
+        version = wf_services.version_activate(team=access.team, workflow=workflow, number=number)
+    except InvalidInput as exc:
+        messages.error(request, "; ".join([exc.detail, *(e["message"] for e in exc.errors)]))
+        return redirect("web:workflow-versions", workflow_id=workflow.pk)
     messages.success(request, f"Version {version.number} is now active: new runs use it.")
     return redirect("web:workflow-versions", workflow_id=workflow.pk)
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.macros import MacroError, expand_macros
-from workflows.engine.nodes.base import NodeType
+from workflows.engine.nodes.base import NodeType, Reference
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.params import BUILTIN_PARAMS, param_names, substitute_params
 from workflows.engine.retry import RetryPolicy
@@ -25,7 +25,7 @@ from workflows.engine.templates import CelError, compile_expr, template_exprs
 from workflows.engine.values import static_container_ids
 
 __all__ = ["CompiledGraph", "CompiledNode", "Topology", "GraphInvalid", "InputInvalid", "compile_graph",
-           "validate_graph", "validate_inputs", "inputs_json_schema", "outputs_json_schema"]
+           "validate_graph", "validate_inputs", "inputs_json_schema", "outputs_json_schema", "graph_references"]
 
 NODE_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -255,6 +255,32 @@ def _count_nodes(graph: Mapping[str, Any], node_types: Mapping[str, NodeType]) -
                     if isinstance(body, Mapping):
                         todo.append((body.get("nodes"), depth + 1))
     return total, deepest
+
+
+def graph_references(graph: Any, node_types: Mapping[str, NodeType] | None = None
+                     ) -> list[tuple[str, str, Reference]]:
+    """Every ``NodeType.references`` of the graph and its container bodies, as ``(JSON pointer of
+    the node, node id, reference)`` in document order; malformed nodes are skipped (validation
+    reports them). Iterative, so a deep graph costs no recursion."""
+    node_types = node_types or NODE_TYPES
+    found: list[tuple[str, str, Reference]] = []
+    todo: list[tuple[Any, str]] = [(graph.get("nodes") if isinstance(graph, Mapping) else None, "")]
+    while todo:
+        nodes, prefix = todo.pop(0)
+        if not isinstance(nodes, list):
+            continue
+        for i, node in enumerate(nodes):
+            config = node.get("config") if isinstance(node, Mapping) else None
+            ntype = node_types.get(node.get("type")) if isinstance(config, Mapping) and isinstance(
+                node.get("type"), str) else None
+            if ntype is None:
+                continue
+            pointer = f"{prefix}/nodes/{i}"
+            found.extend((pointer, str(node.get("id")), ref) for ref in ntype.references(config))
+            for key, body in ntype.bodies(config):
+                if isinstance(body, Mapping):
+                    todo.append((body.get("nodes"), f"{pointer}/config/{_escape(key)}"))
+    return found
 
 
 class _Checker:

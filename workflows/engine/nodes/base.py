@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from workflows.engine.graph import Topology
 
 __all__ = ["NodeError", "NodeTimeout", "LimitExceeded", "RunStopped", "RunDeadlineExceeded", "Park", "NodeResult",
-           "NodeContext", "NodeType", "ConfigChecker", "Services", "NullServices", "Clock"]
+           "NodeContext", "NodeType", "ConfigChecker", "Reference", "Services", "NullServices", "Clock"]
 
 
 @dataclass
@@ -92,6 +92,20 @@ class NodeContext:
         return self.clock.now()
 
 
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A platform resource that a node's config names (``NodeType.references``), checked at publish
+    by whoever knows the team's resources: ``kind`` ``"workflow"`` (a sub-workflow's id, checked by
+    the host against the team's workflows and their call graph) or ``"credential"`` (a credential
+    name; ``accepts``: the credential kinds the node can use, empty for any). ``field`` is the JSON
+    pointer of the value inside the config (``"/workflow"``)."""
+
+    field: str
+    kind: str
+    value: Any
+    accepts: tuple[str, ...] = ()
+
+
 class ConfigChecker(Protocol):
     """What the graph checker offers node types (``NodeType.check_config``); problems are collected
     by the checker with the JSON pointer given."""
@@ -138,6 +152,10 @@ class NodeType:
 
     def validate(self, config: Mapping[str, Any], path: str) -> list[dict[str, str]]:
         """Checks beyond the JSON Schema, as ``[{"path", "message"}]``."""
+        return []
+
+    def references(self, config: Mapping[str, Any]) -> list[Reference]:
+        """The platform resources (workflows, credentials) the config names. Default: none."""
         return []
 
     # -- containers (a node holding a sub-graph, such as ``loop``) --------------------------------

@@ -4,9 +4,10 @@ node's output (a child failure is raised by the service as a NodeError)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from workflows.engine.nodes.base import NodeContext, NodeResult, NodeType
+from workflows.engine.nodes.base import NodeContext, NodeResult, NodeType, Reference
 
 
 class WorkflowNode(NodeType):
@@ -18,6 +19,9 @@ class WorkflowNode(NodeType):
         "properties": {"workflow": {"type": ["string", "integer"]}, "inputs": {"type": "object"}},
         "additionalProperties": False,
     }
+
+    def references(self, config: Mapping[str, Any]) -> list[Reference]:
+        return [Reference("/workflow", "workflow", config["workflow"])] if "workflow" in config else []
 
     def run(self, ctx: NodeContext) -> NodeResult:
         inputs = ctx.resolve(ctx.config.get("inputs") or {}, ["inputs"])
