@@ -39,7 +39,7 @@ from runs.services import event_dict, run_events_append, run_finished_data
 from runs.taskqueue import run_enqueue
 from runs.versions import compiled_version
 from workflows.budgets import engine_limits
-from workflows.engine.ports import EngineEvent, NodeRecord, RunContext, RunOutcome
+from workflows.engine.ports import EngineEvent, NodeRecord, NodeStatus, OutcomeStatus, RunContext, RunOutcome
 from workflows.engine.scheduler import run_graph
 
 logger = logging.getLogger(__name__)
@@ -119,8 +119,11 @@ def record_from_noderun(row: NodeRun) -> NodeRecord:
     )
 
 
+FINISHED_NODE_STATUSES = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.STOPPED})
+
+
 def finished_count(records: Any) -> int:
-    return sum(1 for r in records if r.status in ("succeeded", "failed", "skipped", "stopped"))
+    return sum(1 for r in records if r.status in FINISHED_NODE_STATUSES)
 
 
 class RunHost:
@@ -329,7 +332,7 @@ def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claim
             return None
         except Exception as exc:
             logger.exception("run %s: engine error", key)
-            outcome = RunOutcome(status="failed", outputs=None, error={"code": "internal_error", "message": str(exc)})
+            outcome = RunOutcome(status=OutcomeStatus.FAILED, outputs=None, error={"code": "internal_error", "message": str(exc)})
         ended = run_outcome_record(run, host, outcome)
     finally:
         heartbeats.remove(run.pk)
@@ -348,7 +351,7 @@ def run_outcome_record(run: Run, host: RunHost, outcome: RunOutcome) -> Run | No
     """Write how the engine left the run: parked (``waiting``, its wake-up queued) or ended (with its
     ``run_finished`` event). Returns None when the lease was lost meanwhile."""
     now = timezone.now()
-    if outcome.status == "waiting":
+    if outcome.status == OutcomeStatus.WAITING:
         wake_at = _dt(outcome.wake_at)
         try:
             host.write(events=[("run_waiting", {"wakeAt": wake_at.isoformat() if wake_at else None})],
@@ -360,7 +363,7 @@ def run_outcome_record(run: Run, host: RunHost, outcome: RunOutcome) -> Run | No
         if wake_at is not None:
             run_enqueue(run.pk, at=wake_at)
         # A callback that arrived while the run was parking found it still running: wake it now.
-        waiting_tokens = NodeRun.objects.filter(run_id=run.pk, status="waiting").values("receipt_token")
+        waiting_tokens = NodeRun.objects.filter(run_id=run.pk, status=NodeStatus.WAITING).values("receipt_token")
         if NodeCallback.objects.filter(run_id=run.pk, receipt_token__in=waiting_tokens).exists():
             run_wake_if_waiting(run_id=run.pk)
     else:
@@ -406,8 +409,8 @@ def run_end_crashed(*, run_id: Any, where: Q, error: dict[str, Any]) -> Run | No
         if not Run.objects.filter(where, pk=run_id).update(status=RunStatus.FAILED, error=error, finished_at=now,
                                                           lease_expires_at=None, wake_at=None):
             return None
-        NodeRun.objects.filter(run_id=run_id, status__in=["running", "waiting"]).update(
-            status="failed", error=error, finished_at=now)
+        NodeRun.objects.filter(run_id=run_id, status__in=[NodeStatus.RUNNING, NodeStatus.WAITING]).update(
+            status=NodeStatus.FAILED, error=error, finished_at=now)
         ended = Run.objects.select_related("version", "team").get(pk=run_id)
         published = run_events_append(run=ended, events=[("run_finished", run_finished_data(ended))])
     ended.event_seq = published[-1]["seq"]
