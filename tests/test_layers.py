@@ -217,18 +217,10 @@ def test_the_project_modules_have_no_import_cycle() -> None:
     assert cycles(graph) == []
 
 
-# The engine's own (pure Python, inside workflows/engine): its graph check and scheduler are being
-# split into passes (issue 12, engine side); these go with that split. Nothing may be added here.
-ENGINE_PENDING = {
-    "workflows/engine/scheduler.py (_Scheduler.outcome) imports workflows.engine.graph",
-}
-
-
 def test_no_project_module_is_imported_inside_a_function() -> None:
     _, _, inner = import_graph()
     without_lines = {line.split(":", 1)[0] + " " + line.split(" ", 1)[1] for line in inner}
-    assert sorted(without_lines - ENGINE_PENDING) == []
-    assert without_lines >= ENGINE_PENDING, "fixed: remove it from ENGINE_PENDING"
+    assert sorted(without_lines) == []
 
 
 def test_the_checks_see_the_project() -> None:

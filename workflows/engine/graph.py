@@ -728,6 +728,11 @@ def outputs_json_schema(graph: Mapping[str, Any]) -> dict[str, Any]:
     return _decls_schema(graph.get("outputs") or {})
 
 
+def outputs_errors(declarations: Mapping[str, Any], outputs: Any) -> list[dict[str, str]]:
+    """A run's outputs checked against the graph's output declarations (``[]``: they match)."""
+    return _schema_errors(_decls_schema(declarations), outputs, "/outputs")
+
+
 def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
                    credential_names: set[str] | None = None,
                    node_types: Mapping[str, NodeType] | None = None,

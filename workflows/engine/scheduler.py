@@ -5,8 +5,9 @@ timeout (start, end, condition, transform) run on that thread; others run on a b
 report back through a queue. One *step* = start what is ready, collect what finished, then one
 ``host.commit``; successors of a node start only in a later step, after its result is committed,
 except inline successors of inline nodes, which join the step (see ``begin_inline_successors``).
-Loop bodies are frames of the same scheduler (their node keys are ``loop[i].node``), so a resumed
-run replays finished body nodes from the journal like any other node.
+Bodies of container nodes (``loop``) are frames of the same scheduler (their node keys are
+``loop[i].node``), so a resumed run replays finished body nodes from the journal like any other
+node; the container's type drives them through a ``_Body`` (``nodes.base.BodyHost``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from typing import Any
 
 from workflows.engine.events import (
     EngineEvent,
-    IterationCompleted,
-    IterationNext,
-    IterationStarted,
     NodeEvent,
     NodeFinished,
     NodeInfo,
@@ -33,10 +31,11 @@ from workflows.engine.events import (
     ParallelBranchFinished,
     ParallelBranchStarted,
 )
-from workflows.engine.graph import CompiledGraph, CompiledNode, Topology, outputs_json_schema
+from workflows.engine.graph import CompiledGraph, CompiledNode, Topology, outputs_errors
 from workflows.engine.limits import CpuBudget, json_size_over
 from workflows.engine.macros import MacroError
 from workflows.engine.nodes.base import (
+    BodyResult,
     LimitExceeded,
     NodeContext,
     NodeError,
@@ -75,16 +74,17 @@ def receipt_token(secret: bytes, run_id: str, key: str) -> str:
 
 
 class _Frame:
-    """The state of one DAG being walked: the graph, or one loop item."""
+    """The state of one DAG being walked: the graph, or one run of a container's body (``body``,
+    its ``index``, and the ``names`` it adds to the scope, e.g. a loop's ``item`` and ``index``)."""
 
-    def __init__(self, topo: Topology, prefix: str, parent: _Frame | None, loop: _Loop | None = None,
-                 index: int | None = None, item: Any = None) -> None:
+    def __init__(self, topo: Topology, prefix: str, parent: _Frame | None, body: _Body | None = None,
+                 index: int | None = None, names: Mapping[str, Any] | None = None) -> None:
         self.topo = topo
         self.prefix = prefix
         self.parent = parent
-        self.loop = loop
+        self.body = body
         self.index = index
-        self.item = item
+        self.names = names
         self.outputs: dict[str, Any] = {}
         self.errors: dict[str, Any] = {}
         self.pending_in = {n: len(e) for n, e in topo.in_edges.items()}
@@ -99,8 +99,8 @@ class _Frame:
     def lookup(self, name: str, node_id: str | None) -> Any:
         frame: _Frame | None = self
         while frame is not None:
-            if frame.loop is not None and name in ("item", "index"):
-                return frame.item if name == "item" else frame.index
+            if frame.names is not None and name in frame.names:
+                return frame.names[name]
             if name in frame.outputs:
                 return frame.outputs[name]
             if name in frame.topo.nodes:
@@ -168,13 +168,61 @@ class _Exec:
         self.scope: _Scope | None = None
 
 
-class _Loop:
-    def __init__(self, ex: _Exec, items: list[Any], parallelism: int, on_item_error: str) -> None:
-        self.ex, self.items, self.parallelism, self.on_item_error = ex, items, parallelism, on_item_error
-        self.results: list[Any] = [None] * len(items)
-        self.next = 0
-        self.active = 0
-        self.failed: dict[str, Any] | None = None
+class _Body:
+    """The scheduler's side of one container execution (``nodes.base.BodyHost``): what the
+    container's type may do while it runs its bodies."""
+
+    def __init__(self, sched: _Scheduler, ex: _Exec) -> None:
+        self.sched, self.ex = sched, ex
+        self.node_id = ex.node.id
+        self.config = ex.node.config
+        self.limits = sched.limits
+        self.state: Any = None
+        self.frames: dict[int, _Frame] = {}
+
+    def resolve(self, value: Any, path: list[Any]) -> Any:
+        try:
+            return resolve_value(value, self.ex.scope, self.sched.values, self.ex.node.static_ids, path)
+        except ValueError_ as exc:
+            raise value_error(self.ex.node, exc) from None
+
+    def resolve_in_body(self, result: BodyResult, value: Any, path: list[Any]) -> Any:
+        frame = self.frames[result.index]
+        try:
+            return resolve_value(value, _Scope(self.sched, frame, None), self.sched.values, self.ex.node.static_ids, path)
+        except ValueError_ as exc:
+            raise value_error(self.ex.node, exc) from None
+
+    def started(self, inputs: Any) -> None:
+        self.ex.inputs = inputs
+        self.sched.record(self.ex, NodeStatus.RUNNING)
+
+    def node_event(self, cls: type[NodeEvent], *, status: str, outputs: Any = None, error: Any = None) -> None:
+        self.sched.event(cls, self.ex, status=status, outputs=outputs, error=error)
+
+    def emit(self, event: EngineEvent) -> None:
+        self.sched.events.append(event)
+
+    def info(self) -> NodeInfo:
+        return self.sched.node_info(self.ex)
+
+    def launch(self, index: int, names: Mapping[str, Any]) -> None:
+        body = self.ex.node.body
+        assert body is not None
+        frame = self.frames[index] = _Frame(body, f"{self.ex.key}[{index}].", self.ex.frame, self, index, names)
+        for entry in body.entries:
+            self.sched.ready.append((frame, entry))
+
+    def ended(self, frame: _Frame) -> None:
+        result = BodyResult(frame.index or 0, frame.failed, {s: frame.outputs.get(s) for s in frame.topo.sinks})
+        self.ex.node.node_type.body_done(self, result)
+        self.frames.pop(result.index, None)
+
+    def succeed(self, output: Any) -> None:
+        self.sched.handle(self.ex, NodeResult(output=output))
+
+    def fail(self, error: NodeError) -> None:
+        self.sched.on_failure(self.ex, error)
 
 
 def value_error(node: CompiledNode, exc: ValueError_) -> NodeError:
@@ -397,8 +445,8 @@ class _Scheduler:
             return
         if not ex.resumed:
             self.event(NodeStarted, ex, status=NodeStatus.RUNNING)
-        if node.type == "loop":
-            self.start_loop(ex)
+        if node.node_type.container:
+            node.node_type.body_start(_Body(self, ex))
             return
         self.attempt(ex)
 
@@ -663,95 +711,15 @@ class _Scheduler:
         self.complete(frame, node_id, None, None, skipped=True)
 
     def maybe_frame_done(self, frame: _Frame) -> None:
-        if frame.closed or frame.loop is None:
+        if frame.closed or frame.body is None:
             return
         if frame.remaining == 0 or (frame.failed is not None and frame.running == 0 and
                                     not any(f is frame for f, _ in self.inflight_frames())):
             frame.closed = True
-            self.item_done(frame)
+            frame.body.ended(frame)
 
     def inflight_frames(self) -> list[tuple[_Frame, _Exec]]:
         return [(ex.frame, ex) for ex in self.inflight]
-
-    # -- loops ------------------------------------------------------------------------------------
-    def start_loop(self, ex: _Exec) -> None:
-        config = ex.node.config
-        try:
-            items = resolve_value(config.get("items"), ex.scope, self.values, ex.node.static_ids, ["items"])
-        except ValueError_ as exc:
-            self.on_failure(ex, value_error(ex.node, exc))
-            return
-        if not isinstance(items, list):
-            self.on_failure(ex, NodeError(f"nodes.{ex.node.id}.config.items: must be a list, got "
-                                          f"{type(items).__name__}", code="expression_error"))
-            return
-        if len(items) > self.limits.loop_items:
-            self.on_failure(ex, LimitExceeded(f"nodes.{ex.node.id}.config.items: {len(items)} items; the limit is "
-                                              f"{self.limits.loop_items} (WEFT_MAX_LOOP_ITEMS)",
-                                              detail={"items": len(items), "limit": self.limits.loop_items}))
-            return
-        ex.inputs = {"items": items}
-        self.record(ex, NodeStatus.RUNNING)
-        loop = _Loop(ex, items, int(config.get("parallelism", 1)), config.get("on_item_error", "fail"))
-        self.event(IterationStarted, ex, status=NodeStatus.RUNNING)
-        if not items:
-            self.finish_loop(loop)
-            return
-        while loop.active < loop.parallelism and loop.next < len(items):
-            self.launch_item(loop)
-
-    def launch_item(self, loop: _Loop) -> None:
-        i = loop.next
-        loop.next += 1
-        loop.active += 1
-        ex = loop.ex
-        body = ex.node.body
-        assert body is not None
-        frame = _Frame(body, f"{ex.key}[{i}].", ex.frame, loop, i, loop.items[i])
-        self.events.append(IterationNext(self.node_info(ex), i))
-        for entry in body.entries:
-            self.ready.append((frame, entry))
-
-    def item_done(self, frame: _Frame) -> None:
-        loop = frame.loop
-        assert loop is not None
-        i = frame.index or 0
-        if frame.failed is not None:
-            if loop.on_item_error == "continue":
-                loop.results[i] = {"error": frame.failed}
-            elif loop.failed is None:
-                loop.failed = frame.failed
-        else:
-            node = loop.ex.node
-            try:
-                if "output" in node.config:
-                    loop.results[i] = resolve_value(node.config["output"], _Scope(self, frame, None), self.values,
-                                                    node.static_ids, ["output"])
-                else:
-                    sinks = frame.topo.sinks
-                    loop.results[i] = frame.outputs.get(sinks[0]) if len(sinks) == 1 else \
-                        {s: frame.outputs.get(s) for s in sinks}
-            except ValueError_ as exc:
-                message = f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}"
-                if loop.on_item_error == "continue":
-                    loop.results[i] = {"error": {"code": "expression_error", "message": message}}
-                elif loop.failed is None:
-                    loop.failed = {"code": "expression_error", "message": message}
-        loop.active -= 1
-        if loop.failed is None and loop.next < len(loop.items):
-            self.launch_item(loop)
-        elif loop.active == 0 and (loop.failed is not None or loop.next >= len(loop.items)):
-            self.finish_loop(loop)
-
-    def finish_loop(self, loop: _Loop) -> None:
-        ex = loop.ex
-        if loop.failed is not None:
-            self.event(IterationCompleted, ex, status=NodeStatus.FAILED, error=loop.failed)
-            self.on_failure(ex, NodeError(f"loop item failed: {loop.failed.get('message')}",
-                                          code="loop_item_failed", detail=loop.failed))
-            return
-        self.event(IterationCompleted, ex, status=NodeStatus.SUCCEEDED, outputs=loop.results)
-        self.handle(ex, NodeResult(output=loop.results))
 
     # -- rollback ---------------------------------------------------------------------------------
     def run_rollback(self) -> None:
@@ -804,7 +772,7 @@ class _Scheduler:
             index=ex.index, attempt=ex.attempt, port=port, inputs=inputs, output=output, error=error,
             process_data=process_data, started_at=ex.started_at, finished_at=finished, elapsed=elapsed,
             predecessor_node_id=ex.pred,
-            loop_key=frame.loop.ex.key if frame.loop else None, iteration_index=frame.index,
+            loop_key=frame.body.ex.key if frame.body else None, iteration_index=frame.index,
             receipt_token=ex.token, state=state, wake_at=wake_at))
         if status in ANNOUNCED or (status == NodeStatus.SKIPPED and ex.node.run == "skip"):
             # nodes skipped because no branch reached them are recorded but not announced
@@ -816,7 +784,7 @@ class _Scheduler:
         branches = frame.branch_of.get(ex.node.id)
         branch = branches[0] if branches else None
         return NodeInfo(ex.key, ex.node.id, ex.node.type, ex.node.title, ex.index, ex.pred,
-                        frame.loop.ex.key if frame.loop else None, frame.index,
+                        frame.body.ex.key if frame.body else None, frame.index,
                         branch[0] if branch else None, branch[1] if branch else None)
 
     def event(self, cls: type[NodeEvent], ex: _Exec, *, status: str, outputs: Any = None, error: Any = None,
@@ -840,9 +808,7 @@ class _Scheduler:
             return RunOutcome(OutcomeStatus.WAITING, {}, None, min(wakes) if wakes else None, self.steps)
         problems: list[dict[str, str]] = []
         if status == OutcomeStatus.SUCCEEDED and self.graph.outputs:
-            from workflows.engine.graph import _schema_errors
-
-            problems = _schema_errors(outputs_json_schema({"outputs": self.graph.outputs}), outputs, "/outputs")
+            problems = outputs_errors(self.graph.outputs, outputs)
         error = self.error if status != OutcomeStatus.SUCCEEDED else None
         return RunOutcome(status, outputs, error, None, self.steps, problems)
 

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from workflows.engine.graph import Topology
 
 __all__ = ["NodeError", "NodeTimeout", "LimitExceeded", "RunStopped", "RunDeadlineExceeded", "Park", "NodeResult",
-           "NodeContext", "NodeType", "ConfigChecker", "Reference", "Services", "NullServices", "Clock"]
+           "NodeContext", "NodeType", "ConfigChecker", "Reference", "BodyHost", "BodyResult", "Services", "NullServices",
+           "Clock"]
 
 
 @dataclass
@@ -120,6 +121,59 @@ class ConfigChecker(Protocol):
     def with_names(self, scope: Container[str], names: Iterable[str]) -> Container[str]: ...
 
 
+@dataclass
+class BodyResult:
+    """How one run of a container's body ended (``NodeType.body_done``): its index, the error of
+    the body node that failed it (None: every body node finished), and the body's sink outputs."""
+
+    index: int
+    failed: dict[str, Any] | None
+    sinks: dict[str, Any]
+
+
+class BodyHost(Protocol):
+    """What the scheduler offers a container node type (one that runs a body sub-graph, such as
+    ``loop``) for one execution of the container node. The type keeps its own ``state`` here; the
+    scheduler runs each body as a frame of its own (node keys ``<container key>[i].<node>``), so a
+    resumed run replays finished body nodes from the journal like any other node."""
+
+    node_id: str
+    config: Mapping[str, Any]
+    limits: Limits
+    state: Any
+
+    def resolve(self, value: Any, path: list[Any]) -> Any:
+        """``value`` resolved in the container's scope (raises the engine's value error)."""
+        ...
+
+    def resolve_in_body(self, result: BodyResult, value: Any, path: list[Any]) -> Any:
+        """``value`` resolved in the scope of a finished body (its nodes and names in scope)."""
+        ...
+
+    def started(self, inputs: Any) -> None:
+        """Record the container running with ``inputs``."""
+        ...
+
+    def node_event(self, cls: type[Any], *, status: str, outputs: Any = None, error: Any = None) -> None:
+        """A node event (``events.NodeEvent`` subclass) of the container, as the scheduler builds them."""
+        ...
+
+    def emit(self, event: EngineEvent) -> None: ...
+
+    def info(self) -> Any:
+        """The container's ``events.NodeInfo``."""
+        ...
+
+    def launch(self, index: int, names: Mapping[str, Any]) -> None:
+        """Start body run ``index`` with ``names`` (e.g. ``item``, ``index``) in its scope; its end
+        comes back through ``NodeType.body_done``."""
+        ...
+
+    def succeed(self, output: Any) -> None: ...
+
+    def fail(self, error: NodeError) -> None: ...
+
+
 class NodeType:
     """Base class of node types. Subclasses set the class attributes and implement ``run``."""
 
@@ -159,6 +213,18 @@ class NodeType:
         return []
 
     # -- containers (a node holding a sub-graph, such as ``loop``) --------------------------------
+    # ``container`` types are run through ``body_start`` / ``body_done`` instead of ``run``.
+    container: ClassVar[bool] = False
+
+    def body_start(self, host: BodyHost) -> None:
+        """Begin the container: resolve what it needs, then ``host.launch`` bodies, or end it with
+        ``host.succeed`` / ``host.fail``."""
+        raise NotImplementedError
+
+    def body_done(self, host: BodyHost, result: BodyResult) -> None:
+        """One body run ended: launch more, or end the container."""
+        raise NotImplementedError
+
     def bodies(self, config: Mapping[str, Any]) -> list[tuple[str, Any]]:
         """The sub-graphs ``config`` holds, as ``[(config key, {"nodes", "edges"})]`` (counted
         against the graph-size budget). Default: none."""
