@@ -42,10 +42,12 @@ from accounts.services import (
     membership_remove,
     membership_update,
     parameters_replace,
+    team_webhook_secret_rotate,
     token_create,
     token_revoke,
 )
 from config.errors import InvalidInput, NotFound
+from runs.signing import team_webhook_secret
 from workflows.selectors import app_get
 
 READ_MANAGE = {"GET": "read", "POST": "manage", "PATCH": "manage", "PUT": "manage", "DELETE": "manage"}
@@ -364,6 +366,40 @@ class InvitationDetailApi(APIView):
         team = request_team(request)
         invitation_revoke(team=team, invitation=invitation_get(team=team, id=invitation_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# The team's webhook signing secret
+
+class WebhookSecretOutputSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="Standard Webhooks secret (whsec_ + base64): verify the "
+                                             "webhook-signature of batch completion callbacks with it.")
+
+    class Meta:
+        ref_name = "WebhookSecret"
+
+
+class WebhookSecretApi(APIView):
+    """Owners and admins only (``admin``): whoever holds the secret can forge the team's callbacks."""
+
+    required_scopes = "admin"
+
+    @extend_schema(operation_id="team_webhook_secret_get", tags=["members"],
+                   responses={200: WebhookSecretOutputSerializer, **problem_responses()},
+                   description="The secret that signs the team's outgoing webhooks (batch completion callbacks, "
+                               "Standard Webhooks headers webhook-id, webhook-timestamp, webhook-signature).")
+    def get(self, request: Request) -> Response:
+        return Response({"secret": team_webhook_secret(request_team(request))})
+
+
+class WebhookSecretRotateApi(APIView):
+    required_scopes = "admin"
+
+    @extend_schema(operation_id="team_webhook_secret_rotate", tags=["members"], request=None,
+                   responses={200: WebhookSecretOutputSerializer, **problem_responses()},
+                   description="Replace the signing secret: every delivery from now on (retries included) is "
+                               "signed with the new one, the old one signs nothing more.")
+    def post(self, request: Request) -> Response:
+        return Response({"secret": team_webhook_secret_rotate(team=request_team(request))})
 
 
 def actor_role(request: Request) -> str | None:

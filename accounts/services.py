@@ -244,6 +244,15 @@ def credential_delete(*, team: Team, credential: Credential) -> None:
     Credential.objects.filter(team=team, pk=credential.pk).delete()
 
 
+def team_webhook_secret_rotate(*, team: Team) -> str:
+    """A new secret for the team's outgoing webhooks (batch completion callbacks). It signs every
+    delivery from now on, retries of earlier ones included (they are signed when sent)."""
+    secret = webhook_secret_new()
+    Team.objects.filter(pk=team.pk).update(webhook_secret=secret)
+    team.webhook_secret = secret
+    return secret
+
+
 @transaction.atomic
 def parameters_replace(*, team: Team, values: dict[str, Any]) -> dict[str, str]:
     """Replace the team's global parameters with ``values`` (all or nothing)."""

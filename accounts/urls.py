@@ -31,6 +31,8 @@ urlpatterns = [
     path("parameters", apis.ParametersApi.as_view(), name="parameters"),
     path("members", apis.MemberListApi.as_view(), name="members"),
     path("members/<objid:member_id>", apis.MemberDetailApi.as_view(), name="member"),
+    path("team/webhook-secret", apis.WebhookSecretApi.as_view(), name="team-webhook-secret"),
+    path("team/webhook-secret/rotate", apis.WebhookSecretRotateApi.as_view(), name="team-webhook-secret-rotate"),
     path("invitations", apis.InvitationListApi.as_view(), name="invitations"),
     path("invitations/<objid:invitation_id>", apis.InvitationDetailApi.as_view(), name="invitation"),
 ]

@@ -49,7 +49,7 @@ from runs.models import (
 from runs.services import run_inputs_validate
 from runs.signing import signed_request, team_webhook_secret
 from runs.taskqueue import task_enqueue_at
-from workflows.engine.outbound import outbound_session
+from workflows.engine.outbound import destination_refusal, outbound_session
 from workflows.engine.retry import Backoff, RetryPolicy
 from workflows.models import Workflow
 
@@ -74,6 +74,9 @@ def batch_submit(*, team: Team, job_id: str, workflow: Workflow, items: list[Any
         raise AppUnavailable("The workflow has no published version.")
     if callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
         raise InvalidInput("Invalid callbackUrl.", errors=[{"path": "/callbackUrl", "message": "must be an http(s) URL"}])
+    refusal = destination_refusal(callback_url, http_policy()) if callback_url else None
+    if refusal:  # the delivery would be refused on every attempt: say so now, write nothing
+        raise InvalidInput(f"Invalid callbackUrl: {refusal}.", errors=[{"path": "/callbackUrl", "message": refusal}])
     if not items:
         raise InvalidInput("A job needs items.", errors=[{"path": "/items", "message": "must not be empty"}])
     if len(items) > MAX_ITEMS:

@@ -34,6 +34,7 @@ urlpatterns = [
     path("settings/invitations/<str:invitation_id>/revoke/", team.invitation_revoke, name="invitation-revoke"),
     path("settings/tokens/", team.tokens, name="tokens"),
     path("settings/tokens/<str:token_id>/revoke/", team.token_revoke, name="token-revoke"),
+    path("settings/webhook-secret/rotate/", team.webhook_secret_rotate, name="webhook-secret-rotate"),
     path("settings/credentials/", team.credentials, name="credentials"),
     path("settings/credentials/<str:credential_id>/", team.credential_edit, name="credential-edit"),
     path("settings/parameters/", team.parameters, name="parameters"),

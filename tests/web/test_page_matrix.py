@@ -26,6 +26,7 @@ from web import urls as web_urls
 # Views that change something: POST only, with the scope they need.
 ACTIONS = {
     "member-role": "admin", "member-remove": "admin", "token-revoke": "admin", "invitation-revoke": "admin",
+    "webhook-secret-rotate": "admin",
     "credential-edit": "manage",
     "app-delete": "manage", "workflow-delete": "manage", "workflow-draft": "manage", "workflow-validate": "manage",
     "workflow-publish": "manage", "workflow-run": "run", "workflow-run-node": "run", "workflow-version-activate": "manage",

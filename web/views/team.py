@@ -1,4 +1,5 @@
-"""Team settings pages: members and roles, API tokens, credentials, global parameters."""
+"""Team settings pages: members and roles, API tokens and the webhook signing secret, credentials,
+global parameters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from accounts import selectors as accounts_selectors
 from accounts import services as accounts_services
 from accounts.connections import credential_test
 from config.errors import DomainError
+from runs.signing import team_webhook_secret
 from web.access import Access, page, team_action, team_view
 from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm, secret_field_kinds
 from web.views.accounts import form_errors_add
@@ -98,7 +100,16 @@ def tokens(request: HttpRequest, access: Access) -> HttpResponse:
     if request.method == "GET":
         secret = request.session.pop(TOKEN_SECRET_KEY, None)
     rows = accounts_selectors.token_list(team=access.team)
-    return page(request, access, "web/tokens.html", {"form": form, "tokens": rows, "secret": secret})
+    webhook_secret = team_webhook_secret(access.team) if access.can_admin else None
+    return page(request, access, "web/tokens.html", {"form": form, "tokens": rows, "secret": secret,
+                                                     "webhook_secret": webhook_secret})
+
+
+@team_action("admin")
+def webhook_secret_rotate(request: HttpRequest, access: Access) -> HttpResponse:
+    accounts_services.team_webhook_secret_rotate(team=access.team)
+    messages.success(request, "Webhook signing secret rotated: give the new one to your callback receivers.")
+    return redirect("web:tokens")
 
 
 @team_action("admin")

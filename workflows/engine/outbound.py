@@ -234,6 +234,25 @@ def _check_url(url: str) -> None:
         raise NodeError("the URL has no host", code="invalid_url")
 
 
+def destination_refusal(url: str, policy: OutboundPolicy) -> str | None:
+    """Why the policy would refuse to connect to ``url`` (its host resolved now), or None. For URLs
+    stored to be called later (batch callbacks): refused when given, not at the first attempt. A
+    host that does not resolve now is not refused (it may later; the delivery retries)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        AddressPolicy(policy.allow_networks).resolve(parts.hostname, port)
+    except AddressRefused as exc:
+        return f"refused by the outbound address policy: {exc}"
+    except ValueError:
+        return "the URL's port is not a number from 0 to 65535"
+    except requests.RequestException:
+        return None
+    return None
+
+
 def _strip_query(url: str, names: Iterable[str]) -> str:
     drop = {n.lower() for n in names}
     if not drop:
