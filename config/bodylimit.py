@@ -26,6 +26,25 @@ from django.conf import settings
 Scope = dict[str, Any]
 
 
+# File uploads may be larger than other bodies: up to WEFT_UPLOAD_MAX_BYTES plus the multipart framing.
+UPLOAD_PATHS = ("/v1/files/upload",)
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def body_limit(path: str) -> int:
+    """The body limit of a request to ``path`` (0: none)."""
+    limit = int(settings.WEFT_MAX_BODY_BYTES)
+    if limit and path.rstrip("/") in UPLOAD_PATHS:
+        return max(limit, int(settings.WEFT_UPLOAD_MAX_BYTES) + MULTIPART_OVERHEAD)
+    return limit
+
+
+def _channel_path(request: Any) -> str:
+    # While the body arrives Twisted has not set request.uri yet; the channel has the path.
+    uri = getattr(request.channel, "_path", None) or b""
+    return uri.split(b"?", 1)[0].decode("latin-1")
+
+
 def too_large_body(path: str, limit: int) -> tuple[bytes, bytes]:
     """``(body, content type)`` of the 413 for ``path``."""
     detail = f"The request body is larger than {limit} bytes."
@@ -60,7 +79,7 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        limit = body_limit(scope.get("path", "")) if scope["type"] == "http" else 0
         if scope["type"] != "http" or not limit:
             await self.app(scope, receive, send)
             return
@@ -124,10 +143,8 @@ def daphne_guard_install() -> None:
     def refuse(request: Any) -> None:
         request._weft_refused = True
         request.content = _Discard()
-        # While the body arrives Twisted has not set request.uri yet; the channel has the path.
-        uri = getattr(request.channel, "_path", None) or b""
-        path = uri.split(b"?", 1)[0].decode("latin-1")
-        body, content_type = too_large_body(path, int(settings.WEFT_MAX_BODY_BYTES))
+        path = _channel_path(request)
+        body, content_type = too_large_body(path, body_limit(path))
         transport = request.channel.transport
         transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: " + content_type
                         + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
@@ -135,7 +152,7 @@ def daphne_guard_install() -> None:
 
     def guarded_got_length(self: Any, length: int | None) -> None:
         self._weft_received = 0
-        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        limit = body_limit(_channel_path(self))
         if limit and length is not None and length > limit:
             refuse(self)
             return
@@ -145,7 +162,7 @@ def daphne_guard_install() -> None:
         if getattr(self, "_weft_refused", False):
             return
         self._weft_received = getattr(self, "_weft_received", 0) + len(data)
-        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        limit = body_limit(_channel_path(self))
         if limit and self._weft_received > limit:
             refuse(self)
             return

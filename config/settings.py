@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -323,6 +324,25 @@ WEFT_EXECUTOR_GRACE_SECONDS = env_int("WEFT_EXECUTOR_GRACE_SECONDS", 5)
 # Extra node type modules imported at start-up (each registers its types); the tests' hostile nodes.
 WEFT_EXTRA_NODE_MODULES = [m.strip() for m in os.environ.get("WEFT_EXTRA_NODE_MODULES", "").split(",") if m.strip()]
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
+# File uploads for runs (runs.files): size and type limits; stored through Django's storage API in
+# the "uploads" storage: the filesystem under the data directory unless WEFT_UPLOAD_STORAGE names
+# another backend (WEFT_UPLOAD_STORAGE_OPTIONS: its options as JSON). Remote file inputs are fetched
+# under the HTTP node's address policy (WEFT_HTTP_ALLOW_NETWORKS) with the same size limit.
+WEFT_UPLOAD_MAX_BYTES = env_int("WEFT_UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
+WEFT_UPLOAD_ALLOWED_TYPES = [t.strip().lower() for t in os.environ.get(
+    "WEFT_UPLOAD_ALLOWED_TYPES",
+    "image/*,audio/*,video/*,text/*,application/pdf,application/json,application/xml,application/zip,"
+    "application/msword,application/vnd.ms-excel,application/vnd.ms-powerpoint,"
+    "application/vnd.openxmlformats-officedocument.*").split(",") if t.strip()]
+WEFT_UPLOAD_DIR = os.environ.get("WEFT_UPLOAD_DIR", str(DATA_DIR / "uploads"))
+WEFT_UPLOAD_STORAGE = os.environ.get("WEFT_UPLOAD_STORAGE", "django.core.files.storage.FileSystemStorage")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "uploads": {"BACKEND": WEFT_UPLOAD_STORAGE, "OPTIONS": json.loads(os.environ["WEFT_UPLOAD_STORAGE_OPTIONS"])
+                if os.environ.get("WEFT_UPLOAD_STORAGE_OPTIONS") else
+                ({"location": WEFT_UPLOAD_DIR} if WEFT_UPLOAD_STORAGE.endswith("FileSystemStorage") else {})},
+}
 
 # Mail (verification, invitations, password reset): Django's email settings from the environment.
 # SMTP when EMAIL_HOST is set, else the console (development); EMAIL_BACKEND overrides (e.g.

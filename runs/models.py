@@ -259,3 +259,26 @@ class DurableTick(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UploadedFile(models.Model):
+    """A file uploaded for runs (``POST /v1/files/upload``, ``POST /api/v1/files``): its bytes live
+    in the ``uploads`` storage (``runs.files``), readable only by runs of its team."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    app = models.ForeignKey("workflows.App", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    extension = models.CharField(max_length=32, blank=True, default="")
+    mime_type = models.CharField(max_length=255)
+    storage_name = models.CharField(max_length=512)
+    user = models.CharField(max_length=255, blank=True, default="")  # the end user who uploaded it
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "-created_at"], name="upload_team_created")]
+
+    def __str__(self) -> str:
+        return self.name

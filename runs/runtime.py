@@ -16,6 +16,7 @@ from accounts.connections import broker_policy, db_policy
 from accounts.selectors import credential_secret
 from config.errors import BudgetExceeded, DomainError, RateLimited
 from runs.callbacks import callback_result
+from runs.files import file_content
 from runs.http_policy import http_policy
 from runs.lifecycle import Origin, run_start
 from runs.models import Run
@@ -78,3 +79,10 @@ class RunServices:
             raise NodeError(f"child workflow {child.status}", code=f"child_{child.status}",
                             detail={"runId": str(child.pk), "error": child.error})
         return child.outputs
+
+    def file_content(self, file: Any) -> tuple[str, bytes, str]:
+        try:
+            found = file_content(team_id=self.run.team_id, file=dict(file), policy=self.http_policy)
+            return found.name, found.content, found.mime_type
+        finally:
+            self._release_db()

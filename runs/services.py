@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Team
 from config.errors import AppUnavailable, BudgetExceeded, InvalidInput, RateLimited, team_owned
+from runs.files import file_inputs_resolve
 from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunMode
 from runs.versions import compiled_version
 from workflows.engine.graph import InputInvalid, validate_inputs
@@ -92,7 +93,7 @@ def run_create(
     if not app.enabled:
         raise AppUnavailable("The app is disabled.")
     version = version or workflow.active_version
-    clean = run_inputs_validate(version=version, inputs=inputs)
+    clean = file_inputs_resolve(team=team, version=version, inputs=run_inputs_validate(version=version, inputs=inputs))
     now = timezone.now()
     seconds = deadline_seconds if deadline_seconds is not None else MODE_TIMEOUTS[RunMode(mode)]()
     run = Run(

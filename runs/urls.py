@@ -26,6 +26,7 @@ urlpatterns = [
     path("v1/parameters", dify.DifyParametersApi.as_view(), name="dify-parameters"),
     path("v1/info", dify.DifyInfoApi.as_view(), name="dify-info"),
     path("v1/meta", dify.DifyMetaApi.as_view(), name="dify-meta"),
+    path("v1/files/upload", dify.DifyFileUploadApi.as_view(), name="dify-files-upload"),
     path("v1/site", dify.DifySiteApi.as_view(), name="dify-site"),
     # Last of /v1/: every other path is Dify's JSON 404, never an HTML page.
     re_path(r"^v1/(?P<path>.*)$", dify.NOT_FOUND_VIEW.as_view(), name="dify-not-found"),

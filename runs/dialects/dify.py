@@ -14,18 +14,20 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.permissions import request_team
-from config.errors import NotFound
+from config.errors import InvalidInput, NotFound
 from config.exceptions import error_normalize
 from runs import selectors
-from runs.apis import request_run, run_start_from_request
+from runs.apis import request_run, request_user, run_start_from_request
 from runs.dialects.common import (
     DialectView,
     app_entry_workflow,
@@ -35,6 +37,7 @@ from runs.dialects.common import (
     request_workflow_version,
     stream_follow,
 )
+from runs.files import NoFileUploaded, file_upload
 from runs.lifecycle import DIFY, run_stop
 from runs.models import ACTIVE_STATUSES, Run, RunMode, RunStatus
 from runs.representations import elapsed_seconds
@@ -527,11 +530,12 @@ def dify_file_rules(accept: list[str]) -> dict[str, Any]:
             "allowed_file_extensions": extensions, "allowed_file_upload_methods": list(FILE_UPLOAD_METHODS)}
 
 
-FILE_UPLOAD_METHODS = ("remote_url",)
+FILE_UPLOAD_METHODS = ("local_file", "remote_url")
 
 
 def app_parameters(app: App) -> dict[str, Any]:
     workflow = app_entry_workflow(app)
+    mb = max(1, int(settings.WEFT_UPLOAD_MAX_BYTES) // (1024 * 1024))  # Dify states the limits in MB
     return {
         "opening_statement": None, "suggested_questions": [],
         "suggested_questions_after_answer": {"enabled": False}, "speech_to_text": {"enabled": False},
@@ -540,9 +544,9 @@ def app_parameters(app: App) -> dict[str, Any]:
         "user_input_form": user_input_form(workflow.active_version.graph),
         "sensitive_word_avoidance": {"enabled": False, "type": "", "configs": []},
         "file_upload": {"image": {"enabled": False, "number_limits": 3, "detail": "high",
-                                  "transfer_methods": ["remote_url"]}},
-        "system_parameters": {"file_size_limit": 15, "image_file_size_limit": 10, "audio_file_size_limit": 50,
-                              "video_file_size_limit": 100, "workflow_file_upload_limit": 10},
+                                  "transfer_methods": list(FILE_UPLOAD_METHODS)}},
+        "system_parameters": {"file_size_limit": mb, "image_file_size_limit": mb, "audio_file_size_limit": mb,
+                              "video_file_size_limit": mb, "workflow_file_upload_limit": 10},
     }
 
 
@@ -574,6 +578,42 @@ class DifyInfoApi(DifyView):
                          "mode": "workflow", "author_name": (author.get_full_name() or author.email or author.username)
                          if author else ""})
 
+
+
+class DifyUploadIn(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="The file (multipart/form-data)")
+    user = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+DifyUploadOut = inline_serializer("DifyUploadedFile", {
+    "id": serializers.UUIDField(), "name": serializers.CharField(), "size": serializers.IntegerField(),
+    "extension": serializers.CharField(), "mime_type": serializers.CharField(),
+    "created_by": serializers.CharField(), "created_at": serializers.IntegerField(help_text="Unix seconds")})
+
+
+class DifyFileUploadApi(DifyView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="dify_files_upload", tags=[TAG], request={"multipart/form-data": DifyUploadIn},
+                   responses={(201, JSON): DifyUploadOut,
+                              **{(s, JSON): DifyErrorOut for s in (400, 401, 403, 413, 415, 429)}},
+                   description="Upload a file for a `file` input (then pass `{\"type\": \"document\", "
+                               "\"transfer_method\": \"local_file\", \"upload_file_id\": id}`). Size and type "
+                               "limits: WEFT_UPLOAD_MAX_BYTES, WEFT_UPLOAD_ALLOWED_TYPES.")
+    def post(self, request: Request) -> Response:
+        app = app_required(request)
+        uploads = request.FILES.getlist("file")
+        if not uploads:
+            raise NoFileUploaded("No file uploaded: send it as the multipart field `file`.",
+                                 errors=[{"path": "/file", "message": "required"}])
+        if len(uploads) > 1:
+            raise InvalidInput("Only one file per upload.", errors=[{"path": "/file", "message": "one file only"}])
+        user = str(request.data.get("user") or "")[:255]
+        row = file_upload(team=request_team(request), app=app, upload=uploads[0], user=user,
+                          created_by=request_user(request))
+        return Response({"id": str(row.pk), "name": row.name, "size": row.size, "extension": row.extension,
+                         "mime_type": row.mime_type, "created_by": row.user or str(row.created_by_id or ""),
+                         "created_at": epoch_seconds(row.created_at)}, status=201)
 
 
 class DifyMetaApi(DifyView):

@@ -289,6 +289,7 @@ def outbound_request(
     params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
     json_body: Any = None,
     has_body: bool = False,
+    multipart: tuple[list[tuple[str, tuple[str, bytes, str]]], dict[str, str]] | None = None,
     timeout: float | None = 30,
     sensitive_headers: Iterable[str] = (),
     sensitive_params: Iterable[str] = (),
@@ -298,6 +299,8 @@ def outbound_request(
     Raises ``NodeError``: permanent for refused URLs/addresses, bad headers, too many redirects and
     oversized bodies; retryable (``NodeTimeout`` or ``transport_error``) for timeouts and
     connection failures. ``timeout`` bounds each socket operation and the whole attempt.
+    ``multipart``: ``([(field, (filename, bytes, mime type))], form fields)`` sends the body as
+    ``multipart/form-data`` instead of JSON.
     """
     policy = policy or OutboundPolicy()
     session = outbound_session(policy)
@@ -313,7 +316,9 @@ def outbound_request(
     for hop in range(policy.max_redirects + 1):
         _check_url(current_url)
         kwargs: dict[str, Any] = {}
-        if send_body:
+        if send_body and multipart is not None:
+            kwargs["files"], kwargs["data"] = multipart
+        elif send_body:
             kwargs["json"] = json_body
         remaining = None if deadline is None else max(0.001, deadline - time.monotonic())
         try:

@@ -117,7 +117,9 @@ class Services(Protocol):
     allowed networks, response size cap, redirect limit of outbound requests. ``db_policy`` and
     ``broker_policy``: the address policy and budgets of ``db`` and ``queue`` nodes (credentials of
     kind ``database``/``broker`` are ``{"kind", "url"}``). ``team_key``: the team's id, which keys
-    connection pools and SQLite directories.
+    connection pools and SQLite directories. ``file_content``: the bytes of a ``file`` input's
+    file object (an upload of the run's team, or a remote URL fetched under ``http_policy``) as
+    ``(name, content, mime_type)``; a ``NodeError`` when it cannot be read.
     """
 
     http_policy: OutboundPolicy
@@ -133,6 +135,8 @@ class Services(Protocol):
 
     def run_child_workflow(self, *, workflow_id: str, inputs: dict[str, Any], parent_run_id: str | None = None,
                            node_key: str | None = None) -> Any: ...
+
+    def file_content(self, file: Mapping[str, Any]) -> tuple[str, bytes, str]: ...
 
 
 class NullServices:
@@ -158,6 +162,9 @@ class NullServices:
     def run_child_workflow(self, *, workflow_id: str, inputs: dict[str, Any], parent_run_id: str | None = None,
                            node_key: str | None = None) -> Any:
         raise NodeError("sub-workflows are not available here", code="unsupported")
+
+    def file_content(self, file: Mapping[str, Any]) -> tuple[str, bytes, str]:
+        raise NodeError("files are not available here", code="unsupported")
 
 
 @dataclass

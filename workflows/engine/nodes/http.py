@@ -110,6 +110,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "properties": {"status": _status_rule, "when": {"type": "string", "minLength": 1}},
             "additionalProperties": False,
         },
+        "files": {"type": ["object", "string"],
+                  "description": "form field -> a file input (or a list of them): sent as multipart/form-data"},
         "mode": {"enum": ["sync", "poll", "webhook"]},
         "poll": {
             "type": "object",
@@ -157,6 +159,7 @@ class PreparedCall:
         self.has_body = False
         self.sensitive_headers: set[str] = set()
         self.sensitive_params: set[str] = set()
+        self.files: list[tuple[str, Mapping[str, Any]]] = []  # (form field, file object): multipart
 
     def record(self) -> dict[str, Any]:
         """The request as it may be stored: credential headers and query parameters redacted."""
@@ -170,6 +173,8 @@ class PreparedCall:
             data["query"] = dict(params)
         if self.has_body:
             data["body"] = self.body
+        if self.files:
+            data["files"] = [{"field": field, "name": f.get("name")} for field, f in self.files]
         return data
 
 
@@ -312,8 +317,31 @@ def prepare_call(
         remaining_args = {}
     if call.method in ("GET", "DELETE"):
         call.params.extend((str(k), _text(v)) for k, v in remaining_args.items())
+    call.files = _file_parts(spec.get("files"))
+    if call.files and call.method not in BODY_METHODS:
+        raise NodeError(f"files are sent with POST, PUT or PATCH, not {call.method}", code="invalid_config")
+    if call.files and call.has_body and not isinstance(call.body, dict):
+        raise NodeError("with files, the body must be an object (its fields become form fields)",
+                        code="invalid_config")
     _apply_auth(ctx, call, spec.get("auth"))
     return call
+
+
+def _file_parts(files: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """``{"field": file object or list of them}`` as ``(field, file object)`` pairs (a null skips)."""
+    if files is None:
+        return []
+    if not isinstance(files, Mapping):
+        raise NodeError("files must be an object of form field -> file", code="invalid_config")
+    parts = []
+    for field, value in files.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            if not isinstance(item, Mapping):
+                raise NodeError(f"files.{field}: not a file (declare the input as type file)", code="invalid_config")
+            parts.append((str(field), item))
+    return parts
 
 
 def _policy(ctx: NodeContext) -> OutboundPolicy:
@@ -321,6 +349,11 @@ def _policy(ctx: NodeContext) -> OutboundPolicy:
 
 
 def send(ctx: NodeContext, call: PreparedCall) -> OutboundResponse:
+    multipart = None
+    if call.files:
+        # multipart/form-data: the file parts, and the body's fields as form fields
+        multipart = ([(field, ctx.services.file_content(f)) for field, f in call.files],
+                     {str(k): _text(v) for k, v in (call.body or {}).items()})
     return outbound_request(
         call.method,
         call.url,
@@ -328,7 +361,8 @@ def send(ctx: NodeContext, call: PreparedCall) -> OutboundResponse:
         headers=call.headers,
         params=call.params or None,
         json_body=call.body,
-        has_body=call.has_body,
+        has_body=call.has_body or multipart is not None,
+        multipart=multipart,
         timeout=ctx.timeout or HttpNode.default_timeout,
         sensitive_headers=call.sensitive_headers,
         sensitive_params=call.sensitive_params,
