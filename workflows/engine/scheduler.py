@@ -577,8 +577,9 @@ class _Scheduler:
             if not self.ctx.can_park:
                 self.on_failure(ex, NodeError("this run cannot wait durably", code="cannot_park"))
                 return
-            self.record(ex, NodeStatus.WAITING, state=result.state, wake_at=result.wake_at)
-            self.wakes.append(result.wake_at)
+            wake_at = self.wake_bound(result.wake_at)
+            self.record(ex, NodeStatus.WAITING, state=result.state, wake_at=wake_at)
+            self.wakes.append(wake_at)
             if self.halt is None:
                 self.halt = OutcomeStatus.WAITING
         elif isinstance(result, RunStopped):
@@ -622,6 +623,14 @@ class _Scheduler:
             interval = float(err.retry_after)
         return interval
 
+    def wake_bound(self, wake_at: float | None) -> float | None:
+        """A parked node wakes at the run's deadline at the latest: waking later is pointless (the
+        run times out then), and a wait of years or an infinite one (a delay's huge ``seconds``, a
+        retry ``interval`` of 1e308) must not reach the host as a time it cannot represent."""
+        if wake_at is None or self.ctx.deadline is None:
+            return wake_at
+        return min(wake_at, self.ctx.deadline)
+
     def on_failure(self, ex: _Exec, err: NodeError) -> None:
         self.events.extend(ex.events)
         ex.events = []
@@ -632,7 +641,7 @@ class _Scheduler:
                                          created_at=ex.started_iso, attempt=ex.attempt, retry_index=ex.attempt,
                                          retry_interval=delay))
             if self.ctx.can_park and (delay > self.ctx.park_threshold or self.halt == OutcomeStatus.WAITING):
-                wake = self.clock.now() + delay
+                wake = self.wake_bound(self.clock.now() + delay)
                 self.record(ex, NodeStatus.WAITING, error=error, state={"_retry_attempt": ex.attempt + 1}, wake_at=wake)
                 self.wakes.append(wake)
                 self.halt = self.halt or OutcomeStatus.WAITING
