@@ -324,6 +324,8 @@ WEFT_EXECUTOR_GRACE_SECONDS = env_int("WEFT_EXECUTOR_GRACE_SECONDS", 5)
 # Extra node type modules imported at start-up (each registers its types); the tests' hostile nodes.
 WEFT_EXTRA_NODE_MODULES = [m.strip() for m in os.environ.get("WEFT_EXTRA_NODE_MODULES", "").split(",") if m.strip()]
 DATA_UPLOAD_MAX_MEMORY_SIZE = WEFT_MAX_BODY_BYTES
+# Idempotency-Key (runs.idempotency): how long a key answers its first run; swept hourly.
+WEFT_IDEMPOTENCY_TTL = env_int("WEFT_IDEMPOTENCY_TTL", 86400)
 # File uploads for runs (runs.files): size and type limits; stored through Django's storage API in
 # the "uploads" storage: the filesystem under the data directory unless WEFT_UPLOAD_STORAGE names
 # another backend (WEFT_UPLOAD_STORAGE_OPTIONS: its options as JSON). Remote file inputs are fetched

@@ -20,6 +20,7 @@ from config.errors import InvalidInput, NotFound
 from config.fastjson import FastJSONRenderer
 from runs import selectors
 from runs.callbacks import callback_store
+from runs.idempotency import HEADER, idempotency_request
 from runs.lifecycle import NATIVE, NATIVE_WEBHOOK, Origin, run_replay, run_start, run_stop
 from runs.models import Run, RunMode, RunStatus
 from runs.representations import run_dict
@@ -102,10 +103,17 @@ RunAccepted = inline_serializer("RunAccepted", {"runId": serializers.UUIDField()
 
 
 def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode: str, origin: Origin,
-                           user: str = "", version: Any = None) -> Run:
-    """``run_start`` for the request's team, token and user (every API entry point starts runs here)."""
+                           user: str = "", version: Any = None, idempotency_key: str | None = None,
+                           idempotency_header: str = HEADER, run_id: Any = None,
+                           deadline_seconds: float | None = None) -> Run:
+    """``run_start`` for the request's team, token and user (every API entry point starts runs here),
+    with the request's ``Idempotency-Key`` (or the dialect's own key, ``idempotency_key``) bound to
+    the endpoint and the body."""
+    key = idempotency_key if idempotency_key is not None else request.headers.get(HEADER)
+    idempotency = idempotency_request(key=key, endpoint=request.path, body=request.data, header=idempotency_header)
     return run_start(team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, origin=origin,
-                     user=user, token=request_token(request), created_by=request_user(request), version=version)
+                     user=user, token=request_token(request), created_by=request_user(request), version=version,
+                     idempotency=idempotency, run_id=run_id, deadline_seconds=deadline_seconds)
 
 
 def request_run(request: Request, value: Any, *, by: str = "id") -> Any:

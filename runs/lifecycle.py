@@ -35,17 +35,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import ApiToken, Team
 from config.errors import Conflict, DomainError, team_owned
 from runs.callbacks import run_wake_if_waiting
 from runs.deadletters import dead_letter_add
+from runs.idempotency import IdempotencyRequest, idempotency_bind, idempotency_claim, idempotency_release
 from runs.live import events_publish
 from runs.models import (
     ACTIVE_STATUSES,
@@ -143,6 +146,8 @@ def run_start(
     not_before: datetime | None = None,
     stop: threading.Event | None = None,
     draft: bool = False,
+    idempotency: IdempotencyRequest | None = None,
+    run_id: uuid.UUID | None = None,
 ) -> Run:
     """Validate, record and dispatch a run; the only way any code starts one.
 
@@ -151,24 +156,44 @@ def run_start(
     (``version`` is then its draft snapshot; left out of Dify's logs). Raises a ``DomainError``
     before writing anything on bad input: unknown workflow ``NotFound``, bad inputs
     ``InvalidInput``, disabled app or no published version ``AppUnavailable``, over a concurrency
-    limit ``RateLimited``.
+    limit ``RateLimited``. ``idempotency``: the request's ``Idempotency-Key`` (``runs.idempotency``):
+    a key seen before answers its first run (a blocking one once it has ended) and starts nothing;
+    the same key with a different request is a ``Conflict``. ``run_id``: the new run's id and task
+    id, chosen by the client (Coze's ``x-run-id``); one already taken is a ``Conflict``.
     """
     team_owned(team, workflow, "Workflow")
     mode = RunMode(mode)
+    claim = None
+    if idempotency is not None:
+        first, claim = idempotency_claim(team=team, scope=str(workflow.app_id), request=idempotency)
+        if first is not None:
+            return _idempotent_answer(first)
     here = parent_run is not None or mode in (RunMode.BLOCKING, RunMode.STREAMING)
     executor = execution() if here else None
 
     def prepare(run: Run) -> None:
+        if run_id is not None:
+            run.pk = run.task_id = run_id
         if executor is not None:
             executor.run_claim_new(run)
         elif not_before is not None:
             run.status, run.wake_at = RunStatus.WAITING, not_before
 
-    run = run_create(
-        team=team, workflow=workflow, inputs=inputs, mode=mode, dialect=origin.dialect, trigger=origin.trigger,
-        user=user or "", token=token, created_by=created_by, business_time=business_time, parent_run=parent_run,
-        replay_of=replay_of, deadline_seconds=deadline_seconds, version=version, draft=draft, prepare=prepare,
-    )
+    try:
+        if run_id is not None and Run.objects.filter(Q(pk=run_id) | Q(task_id=run_id)).exists():
+            raise Conflict(f"The run id {run_id} is already taken.",
+                           errors=[{"path": "/x-run-id", "message": "already taken by another run"}])
+        run = run_create(
+            team=team, workflow=workflow, inputs=inputs, mode=mode, dialect=origin.dialect, trigger=origin.trigger,
+            user=user or "", token=token, created_by=created_by, business_time=business_time, parent_run=parent_run,
+            replay_of=replay_of, deadline_seconds=deadline_seconds, version=version, draft=draft, prepare=prepare,
+        )
+    except BaseException:
+        if claim is not None:
+            idempotency_release(claim)  # nothing started: a corrected retry with the key may run
+        raise
+    if claim is not None:
+        idempotency_bind(claim, run)
     if executor is None:
         run_enqueue(run.pk, at=not_before)
         return run
@@ -178,6 +203,16 @@ def run_start(
     if mode == RunMode.STREAMING and parent_run is None:
         return run
     return Run.objects.select_related("workflow", "app", "version").get(pk=run.pk)
+
+
+def _idempotent_answer(run: Run) -> Run:
+    """The first run of a repeated key; a blocking one once it has ended (its deadline bounds the wait)."""
+    if run.mode != RunMode.BLOCKING:
+        return run
+    while not run.is_final and timezone.now() < run.deadline + timedelta(seconds=5):
+        time.sleep(0.1)
+        run = Run.objects.select_related("workflow", "app", "version").get(pk=run.pk)
+    return run
 
 
 def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_by: Any = None) -> Run:

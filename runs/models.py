@@ -282,3 +282,24 @@ class UploadedFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` (or Coze ``x-run-id``) seen on a run-starting request: within its
+    expiry the same key of the same team and app answers ``run`` again (``runs.idempotency``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    scope = models.CharField(max_length=64)  # the app's id: keys of different apps never meet
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # sha256 of the endpoint and the request body
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "scope", "key"], name="idempotency_team_scope_key")]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expires")]
+
+    def __str__(self) -> str:
+        return self.key

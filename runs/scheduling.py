@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 TICK_NAME = "durable"
 TICK_SCHEDULE_NAME = "weft:durable-tick"
 TICK_FUNC = "runs.tasks.durable_tick"
+IDEMPOTENCY_SCHEDULE_NAME = "weft:idempotency-sweep"
+IDEMPOTENCY_SWEEP_FUNC = "runs.tasks.idempotency_sweep_task"
 
 
 def durable_tick(*, chain: bool = True) -> bool:
@@ -63,10 +65,15 @@ def durable_pass(*, now: datetime | None = None) -> None:
 
 
 def schedules_ensure() -> None:
-    """Register the watchdog schedule that (re)starts the tick chain; idempotent."""
+    """Register the watchdog schedule that (re)starts the tick chain, and the hourly sweep of
+    expired idempotency keys; idempotent."""
     Schedule.objects.update_or_create(
         name=TICK_SCHEDULE_NAME,
         defaults={"func": TICK_FUNC, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+    Schedule.objects.update_or_create(
+        name=IDEMPOTENCY_SCHEDULE_NAME,
+        defaults={"func": IDEMPOTENCY_SWEEP_FUNC, "schedule_type": Schedule.HOURLY, "repeats": -1},
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import close_old_connections
 
 from runs.batches import batch_callback_deliver
+from runs.idempotency import idempotency_sweep
 from runs.pool import run_in_worker
 from runs.scheduling import durable_tick as durable_pass_tick
 
@@ -27,6 +28,12 @@ def durable_tick() -> bool:
     """The periodic pass (``runs.scheduling.durable_tick``): reaper, schedule triggers, batches."""
     close_old_connections()
     return durable_pass_tick()
+
+
+def idempotency_sweep_task() -> int:
+    """Hourly (``runs.scheduling.schedules_ensure``): delete expired idempotency keys."""
+    close_old_connections()
+    return idempotency_sweep()
 
 
 def batch_callback_task(job_pk: Any) -> str:

@@ -61,6 +61,7 @@ _CODES = {
     "rate_limited": "too_many_requests",
     "payload_too_large": "request_entity_too_large",
     "not_acceptable": "not_acceptable",
+    "conflict": "workflow_request_error",  # a reused Idempotency-Key (API.md)
 }
 
 
