@@ -30,8 +30,11 @@ def compiled_version(*, version: Any) -> CompiledGraph:
             _cache.move_to_end(key)
             return hit
     try:
+        # Versions published before inline secrets were refused keep running until
+        # ``manage.py secrets_to_credentials`` moves their secrets into credentials.
         compiled = compile_graph(version.graph, global_params=parameters_get(team=version.team),
-                                 credential_names=credential_names(team=version.team), limits=engine_limits())
+                                 credential_names=credential_names(team=version.team), limits=engine_limits(),
+                                 inline_secrets=True)
     except GraphInvalid as exc:
         raise AppUnavailable("The published version is no longer valid: "
                              + "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors[:5])) from None

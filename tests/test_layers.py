@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, int]] = [
     ("*.services", SERVICES), ("runs.lifecycle", SERVICES), ("runs.deadletters", SERVICES),
     ("runs.callbacks", SERVICES), ("runs.batches", SERVICES), ("runs.files", SERVICES),
     ("runs.idempotency", SERVICES),
+    ("workflows.inline_secrets", SERVICES),
     # Execution: the executor, the engine's services for a run, the dispatch seam.
     ("runs.executor", EXECUTION), ("runs.runtime", EXECUTION), ("runs.execution", EXECUTION),
     # The execution tier: the pool of executor processes and an executor process's main loop.

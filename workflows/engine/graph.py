@@ -283,10 +283,18 @@ def graph_references(graph: Any, node_types: Mapping[str, NodeType] | None = Non
     return found
 
 
+# Secrets enter a graph only through ``auth.credential`` (WORKFLOW_FORMAT.md): written in the graph
+# they would be stored in plaintext and shown to every member who can read it.
+INLINE_SECRET_FIELDS = ("key", "token", "password")
+INLINE_SECRET_MESSAGE = ("an inline secret is not allowed: store it in a team credential and name that in "
+                         "auth.credential (manage.py secrets_to_credentials moves existing ones)")
+
+
 class _Checker:
     def __init__(self, graph: Any, global_params: Mapping[str, Any], credential_names: set[str],
-                 node_types: Mapping[str, NodeType], limits: Limits) -> None:
+                 node_types: Mapping[str, NodeType], limits: Limits, inline_secrets: bool = False) -> None:
         self.graph = graph
+        self.inline_secrets = inline_secrets
         self.errors: list[dict[str, str]] = []
         self.global_params = dict(global_params or {})
         self.credentials = set(credential_names or ())
@@ -634,9 +642,13 @@ class _Checker:
             item, where = todo.pop()
             if isinstance(item, Mapping):
                 for k, v in item.items():
-                    if k == "auth" and isinstance(v, Mapping) and isinstance(v.get("credential"), str):
-                        if v["credential"] not in self.credentials:
+                    if k == "auth" and isinstance(v, Mapping):
+                        if isinstance(v.get("credential"), str) and v["credential"] not in self.credentials:
                             self.err(f"{where}/auth/credential", f"unknown credential {v['credential']!r}")
+                        if not self.inline_secrets:
+                            for field in INLINE_SECRET_FIELDS:
+                                if v.get(field) not in (None, ""):
+                                    self.err(f"{where}/auth/{field}", INLINE_SECRET_MESSAGE)
                     else:
                         todo.append((v, f"{where}/{_escape(str(k))}"))
             elif isinstance(item, list):
@@ -737,7 +749,8 @@ def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None
                    credential_names: set[str] | None = None,
                    node_types: Mapping[str, NodeType] | None = None,
                    limits: Limits | None = None) -> list[dict[str, str]]:
-    """Every problem of ``graph`` as ``[{"path", "message"}]`` (empty: valid)."""
+    """Every problem of ``graph`` as ``[{"path", "message"}]`` (empty: valid). What publishing
+    checks: an inline secret in an ``auth`` block is one of the problems."""
     checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or NODE_TYPES,
                        limits or DEFAULT_LIMITS)
     checker.check()
@@ -747,10 +760,11 @@ def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None
 def compile_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
                   credential_names: set[str] | None = None,
                   node_types: Mapping[str, NodeType] | None = None,
-                  limits: Limits | None = None) -> CompiledGraph:
-    """The compiled graph; raises GraphInvalid with every problem."""
+                  limits: Limits | None = None, inline_secrets: bool = False) -> CompiledGraph:
+    """The compiled graph; raises GraphInvalid with every problem. ``inline_secrets``: accept
+    secrets written in an ``auth`` block (only for versions published before they were refused)."""
     checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or NODE_TYPES,
-                       limits or DEFAULT_LIMITS)
+                       limits or DEFAULT_LIMITS, inline_secrets)
     compiled = checker.check()
     if checker.errors or compiled is None:
         raise GraphInvalid(checker.errors or [{"path": "", "message": "invalid graph"}])

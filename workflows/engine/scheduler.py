@@ -55,6 +55,7 @@ from workflows.engine.ports import (
     RunContext,
     RunOutcome,
 )
+from workflows.engine.redaction import redact
 from workflows.engine.templates import SCOPE_MISSING, CelError, compile_expr, evaluate
 from workflows.engine.values import RunValues, ValueError_, format_path, resolve_value
 
@@ -755,18 +756,7 @@ class _Scheduler:
 
     # -- records and events -----------------------------------------------------------------------
     def redact(self, value: Any) -> Any:
-        if not self.secrets:
-            return value
-        if isinstance(value, str):
-            for secret in self.secrets:
-                if secret in value:
-                    value = value.replace(secret, "***")
-            return value
-        if isinstance(value, dict):
-            return {k: self.redact(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.redact(v) for v in value]
-        return value
+        return redact(value, self.secrets)
 
     def record(self, ex: _Exec, status: NodeStatus, *, port: str | None = None, output: Any = None,
                error: dict[str, Any] | None = None, process_data: dict[str, Any] | None = None,

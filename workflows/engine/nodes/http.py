@@ -59,10 +59,10 @@ from urllib.parse import quote
 from workflows.engine.jsonpaths import JsonPathLimit, find_all
 from workflows.engine.nodes.base import LimitExceeded, NodeContext, NodeError, NodeResult, NodeType, Park
 from workflows.engine.outbound import OutboundPolicy, OutboundResponse, outbound_request
+from workflows.engine.redaction import REDACTED, redact
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-REDACTED = "***"
 WEBHOOK_PARK_GRACE = 2.0
 DEFAULT_MAX_WAIT = 86400
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -483,19 +483,8 @@ def check_success(ctx: NodeContext, rule: Mapping[str, Any] | None, response: Ou
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
-    """Belt and braces: a server echoing a secret must not put it in the output or an error."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            if secret:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, secrets) for v in value]
-    return value
+    """Belt and braces: a server echoing a secret (in any spelling) must not put it in the output or an error."""
+    return redact(value, secrets)
 
 
 def _redacted_error(error: NodeError, secrets: list[str]) -> NodeError:
