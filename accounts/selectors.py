@@ -42,6 +42,11 @@ def credential_names(*, team: Team) -> set[str]:
     return set(Credential.objects.filter(team=team).values_list("name", flat=True))
 
 
+def credential_kinds(*, team: Team) -> dict[str, str]:
+    """The team's credentials as ``{name: kind}`` (what publish checks node references against)."""
+    return dict(Credential.objects.filter(team=team).values_list("name", "kind"))
+
+
 def credential_fields(credential: Credential) -> list[str]:
     """The names (never the values) of the secret fields stored in ``credential``."""
     return sorted(secret_decrypt(credential.secret_encrypted))

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from accounts.models import Team
-from accounts.selectors import credential_names, parameters_get
+from accounts.selectors import credential_kinds, parameters_get
 from config.errors import Conflict, InvalidInput, team_owned
 from runs.models import ACTIVE_STATUSES, BatchJob, Run
 from workflows.budgets import engine_limits
@@ -203,7 +203,7 @@ def workflow_validate(*, team: Team, workflow: Workflow, graph: dict[str, Any] |
         return shape
     limits = engine_limits()
     return validate_graph(
-        graph, global_params=parameters_get(team=team), credential_names=credential_names(team=team),
+        graph, global_params=parameters_get(team=team), credential_names=credential_kinds(team=team),
         limits=limits,
     ) + call_errors(team=team, workflow=workflow, graph=graph, max_depth=limits.workflow_depth)
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.macros import MacroError, expand_macros
-from workflows.engine.nodes.base import NodeType, Reference
+from workflows.engine.nodes.base import TEMPLATE_MARKERS, NodeType, Reference
 from workflows.engine.nodes.registry import NODE_TYPES
 from workflows.engine.params import BUILTIN_PARAMS, param_names, substitute_params
 from workflows.engine.retry import RetryPolicy
@@ -288,16 +288,20 @@ def graph_references(graph: Any, node_types: Mapping[str, NodeType] | None = Non
 INLINE_SECRET_FIELDS = ("key", "token", "password")
 INLINE_SECRET_MESSAGE = ("an inline secret is not allowed: store it in a team credential and name that in "
                          "auth.credential (manage.py secrets_to_credentials moves existing ones)")
+# What an HTTP node's ``auth.credential`` may name (a database or broker URL is no HTTP secret).
+HTTP_AUTH_KINDS = ("api_key", "bearer", "basic")
 
 
 class _Checker:
-    def __init__(self, graph: Any, global_params: Mapping[str, Any], credential_names: set[str],
+    def __init__(self, graph: Any, global_params: Mapping[str, Any], credential_names: Iterable[str],
                  node_types: Mapping[str, NodeType], limits: Limits, inline_secrets: bool = False) -> None:
         self.graph = graph
         self.inline_secrets = inline_secrets
         self.errors: list[dict[str, str]] = []
         self.global_params = dict(global_params or {})
         self.credentials = set(credential_names or ())
+        # Given as ``{name: kind}``, the kinds are checked too (a set of names checks names only).
+        self.credential_kinds: dict[str, str] = dict(credential_names) if isinstance(credential_names, Mapping) else {}
         self.node_types = node_types
         self.limits = limits
         self.all_ids: set[str] = set()
@@ -547,6 +551,7 @@ class _Checker:
         self.errors.extend(ntype.validate(config, cpointer))
         body = ntype.check_config(self, config, cpointer, scope)
         self.check_credentials(config, cpointer)
+        self.check_references(ntype.references(config), cpointer)
         compensate = node.get("compensate")
         if isinstance(compensate, Mapping):
             self.check_value(compensate, f"{pointer}/compensate", scope.with_names({node["id"]}))
@@ -636,15 +641,34 @@ class _Checker:
             else:
                 self.err(pointer, f"unknown name {name!r}")
 
+    def check_credential(self, name: Any, pointer: str, accepts: tuple[str, ...], what: str) -> None:
+        """A literal credential name (templates and parameters are resolved at run time): one of the
+        team's, and of a kind in ``accepts`` when the kinds are known."""
+        if not isinstance(name, str) or TEMPLATE_MARKERS.search(name):
+            return
+        if name not in self.credentials:
+            self.err(pointer, f"unknown credential {name!r}")
+            return
+        kind = self.credential_kinds.get(name)
+        if accepts and kind is not None and kind not in accepts:
+            self.err(pointer, f"credential {name!r} is of kind {kind!r}; {what} needs a credential of kind "
+                     + " or ".join(repr(a) for a in accepts))
+
+    def check_references(self, references: list[Reference], pointer: str) -> None:
+        for ref in references:
+            if ref.kind == "credential":
+                self.check_credential(ref.value, f"{pointer}{ref.field}", ref.accepts, "this node")
+
     def check_credentials(self, value: Any, pointer: str) -> None:
+        """Every ``auth.credential`` anywhere in ``value`` (HTTP authentication)."""
         todo = [(value, pointer)]
         while todo:
             item, where = todo.pop()
             if isinstance(item, Mapping):
                 for k, v in item.items():
                     if k == "auth" and isinstance(v, Mapping):
-                        if isinstance(v.get("credential"), str) and v["credential"] not in self.credentials:
-                            self.err(f"{where}/auth/credential", f"unknown credential {v['credential']!r}")
+                        self.check_credential(v.get("credential"), f"{where}/auth/credential", HTTP_AUTH_KINDS,
+                                              "HTTP authentication")
                         if not self.inline_secrets:
                             for field in INLINE_SECRET_FIELDS:
                                 if v.get(field) not in (None, ""):
@@ -746,11 +770,12 @@ def outputs_errors(declarations: Mapping[str, Any], outputs: Any) -> list[dict[s
 
 
 def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
-                   credential_names: set[str] | None = None,
+                   credential_names: set[str] | Mapping[str, str] | None = None,
                    node_types: Mapping[str, NodeType] | None = None,
                    limits: Limits | None = None) -> list[dict[str, str]]:
     """Every problem of ``graph`` as ``[{"path", "message"}]`` (empty: valid). What publishing
-    checks: an inline secret in an ``auth`` block is one of the problems."""
+    checks: an inline secret in an ``auth`` block is one of the problems. ``credential_names``: the
+    team's credentials, as names or as ``{name: kind}`` (then kinds are checked too)."""
     checker = _Checker(graph, global_params or {}, credential_names or set(), node_types or NODE_TYPES,
                        limits or DEFAULT_LIMITS)
     checker.check()
@@ -758,7 +783,7 @@ def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None
 
 
 def compile_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
-                  credential_names: set[str] | None = None,
+                  credential_names: set[str] | Mapping[str, str] | None = None,
                   node_types: Mapping[str, NodeType] | None = None,
                   limits: Limits | None = None, inline_secrets: bool = False) -> CompiledGraph:
     """The compiled graph; raises GraphInvalid with every problem. ``inline_secrets``: accept

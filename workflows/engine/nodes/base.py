@@ -15,6 +15,7 @@ frees the worker and resumes the node later with the ``state`` it saved.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -35,8 +36,13 @@ if TYPE_CHECKING:
     from workflows.engine.graph import Topology
 
 __all__ = ["NodeError", "NodeTimeout", "LimitExceeded", "RunStopped", "RunDeadlineExceeded", "Park", "NodeResult",
-           "NodeContext", "NodeType", "ConfigChecker", "Reference", "BodyHost", "BodyResult", "Services", "NullServices",
+           "NodeContext", "NodeType", "ConfigChecker", "Reference", "TEMPLATE_MARKERS", "BodyHost", "BodyResult", "Services", "NullServices",
            "Clock"]
+
+
+# Anything the value resolver expands inside a string: templates, parameters, time macros. A config
+# string holding none of these is a literal, which publish can check as it is.
+TEMPLATE_MARKERS = re.compile(r"\{\{|\$\{|\$\[")
 
 
 @dataclass

@@ -14,16 +14,19 @@ Services used (``workflows.engine.ports.Services``): ``credential(name)`` → ``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from workflows.engine.connections import url_parse
 from workflows.engine.databases import statement_run
-from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType
-
-# Anything the value resolver would expand inside a string: templates, parameters, time macros.
-TEMPLATE_MARKERS = re.compile(r"\{\{|\$\{|\$\[")
+from workflows.engine.nodes.base import (
+    TEMPLATE_MARKERS,
+    NodeContext,
+    NodeError,
+    NodeResult,
+    NodeType,
+    Reference,
+)
 
 
 def credential_url(ctx: NodeContext, name: Any, kind: str) -> str:
@@ -72,6 +75,9 @@ class DbNode(NodeType):
         "additionalProperties": False,
     }
     self_timed: ClassVar[bool] = True  # the database enforces the timeout on the statement
+
+    def references(self, config: Mapping[str, Any]) -> list[Reference]:
+        return [Reference("/credential", "credential", config.get("credential"), accepts=("database",))]
 
     def validate(self, config: Mapping[str, Any], path: str) -> list[dict[str, str]]:
         query = config.get("query")

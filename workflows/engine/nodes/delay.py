@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType
+from workflows.engine.nodes.base import TEMPLATE_MARKERS, NodeContext, NodeError, NodeResult, NodeType
 
 _NUM = {"type": ["number", "string"]}
-# A string holding any of these is resolved at run time (template, parameter, time macro).
-_TEMPLATE = re.compile(r"\{\{|\$\{|\$\[")
 # The fields each mode reads, with their defaults (None: required).
 _FIELDS: dict[str, dict[str, float | None]] = {
     "fixed": {"seconds": 0.0},
@@ -52,7 +49,7 @@ class DelayNode(NodeType):
                   for name, default in _FIELDS[mode].items() if default is None and name not in config]
         literal: dict[str, float] = {}
         for name in (*_FIELDS[mode], *(["max"] if mode == "exponential" else [])):
-            if name not in config or isinstance(config[name], str) and _TEMPLATE.search(config[name]):
+            if name not in config or isinstance(config[name], str) and TEMPLATE_MARKERS.search(config[name]):
                 continue
             try:
                 literal[name] = _number(config, name)

@@ -13,10 +13,11 @@ Services used (``workflows.engine.ports.Services``): ``credential(name)`` → ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from workflows.engine.brokers import message_encode, publish
-from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType
+from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType, Reference
 from workflows.engine.nodes.db import credential_url
 from workflows.engine.outbound import check_headers
 
@@ -48,6 +49,9 @@ class QueueNode(NodeType):
     }
     default_retry: ClassVar[dict[str, Any] | None] = None
     default_timeout: ClassVar[float | None] = 30
+
+    def references(self, config: Mapping[str, Any]) -> list[Reference]:
+        return [Reference("/credential", "credential", config.get("credential"), accepts=("broker",))]
 
     def run(self, ctx: NodeContext) -> NodeResult:
         config = ctx.resolve(dict(ctx.config))
