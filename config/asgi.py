@@ -16,10 +16,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from config.bodylimit import BodyLimitMiddleware, daphne_guard_if_serving  # noqa: E402
+from config.bodylimit import BodyLimitMiddleware, daphne_guard_if_serving, daphne_serving  # noqa: E402
+from config.logmask import daphne_access_log_mask  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 daphne_guard_if_serving()
+if daphne_serving():
+    daphne_access_log_mask()  # receipt tokens, hook keys and tickets never reach the access log
 
 from runs.pool import pool_start  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402

@@ -179,6 +179,11 @@ def daphne_guard_install() -> None:
     WebRequest._weft_guarded = True
 
 
+def daphne_serving() -> bool:
+    """Whether this process is a Daphne server (it imported Daphne's server or its command line)."""
+    return "daphne.server" in sys.modules or "daphne.cli" in sys.modules
+
+
 def daphne_guard_if_serving() -> None:
-    if "daphne.server" in sys.modules or "daphne.cli" in sys.modules:
+    if daphne_serving():
         daphne_guard_install()

@@ -380,9 +380,13 @@ WEFT_CSP = os.environ.get("WEFT_CSP", "frame-ancestors 'none'; object-src 'none'
 # Django's admin site (/admin/) is off unless enabled.
 WEFT_ADMIN_ENABLED = env_bool("WEFT_ADMIN_ENABLED", False)
 
+# Capability tokens in URLs (receipt tokens, hook keys, mailed links, websocket tickets) are masked
+# in every line (config.logmask); Django's own loggers write through the same handler.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"capabilities": {"()": "config.logmask.CapabilityMaskFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["capabilities"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("WEFT_LOG_LEVEL", "WARNING")},
+    "loggers": {name: {"handlers": ["console"], "propagate": False} for name in ("django", "django.server")},
 }

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, int]] = [
     ("*.models", MODELS), ("config.errors", MODELS), ("config.settings", MODELS), ("config.sqlite*", MODELS),
     ("accounts.crypto", MODELS), ("accounts.tokens", MODELS), ("*.migrations*", MODELS),
     ("config.localkeys", MODELS), ("config.settings_test", MODELS), ("workflows.budgets", MODELS),
-    ("config.stamp", MODELS), ("config.jsoninput", MODELS),
+    ("config.stamp", MODELS), ("config.jsoninput", MODELS), ("config.logmask", MODELS),
     ("accounts", MODELS), ("config", MODELS), ("runs", MODELS), ("web", MODELS), ("workflows", MODELS),
     ("runs.dialects", MODELS), ("*.management", MODELS), ("*.management.commands", MODELS),
     ("web.templatetags", MODELS), ("web.views", MODELS), ("workflows.demo", ENTRY),

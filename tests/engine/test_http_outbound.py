@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.engine.http_servers import FakeServices, Reply, make_context, scripted_server
-from workflows.engine.nodes.base import NodeError
+from workflows.engine.nodes.base import NodeError, Park
 from workflows.engine.nodes.http import HttpNode
 from workflows.engine.outbound import AddressPolicy, OutboundPolicy, outbound_request, outbound_session
 
@@ -118,6 +118,31 @@ def test_cross_origin_hop_drops_credentials(server_127_0_0_2):
             assert "SECRETKEY" not in json.dumps([landed.headers, landed.query])
             assert landed.header("X-Plain") == "v"
             assert landed.query.get("keep") == ["1"]
+
+
+CAPABILITY_HEADERS = ("Weft-Receipt-Token", "Idempotency-Key", "Weft-Webhook-URL")
+
+
+def test_cross_origin_hop_drops_the_receipt_token_and_idempotency_key(server_127_0_0_2, monkeypatch):
+    """requests' rebuild_auth drops Authorization only; Weft's capability headers go the same way."""
+    monkeypatch.setattr("workflows.engine.nodes.http.WEBHOOK_PARK_GRACE", 0.05)
+    with scripted_server("127.0.0.1") as other:
+        other.route("*", Reply(202, {"accepted": True}))
+        server_127_0_0_2.route("/start", Reply(307, "", {"Location": other.url("/land")}))
+        server_127_0_0_2.route("/same", Reply(302, "", {"Location": "/landed"}))
+        server_127_0_0_2.route("/landed", Reply(202, {"accepted": True}))
+        services = FakeServices(allow_networks=["127.0.0.0/8"], can_park=True)
+        services.callback_base = "http://127.0.0.9:8000"
+        for url in (server_127_0_0_2.url("/start"), server_127_0_0_2.url("/same")):
+            with pytest.raises(Park):  # webhook mode: the request carries Weft-Webhook-URL, then parks
+                NODE.run(make_context({"method": "POST", "url": url, "mode": "webhook", "body": {"x": 1},
+                                       "headers": {"X-Plain": "v"}}, services))
+    first, landed = server_127_0_0_2.requests[0], other.requests[0]
+    assert all(first.header(h) for h in CAPABILITY_HEADERS)  # the service called gets them
+    assert [landed.header(h) for h in CAPABILITY_HEADERS] == [None, None, None]
+    assert landed.header("X-Plain") == "v" and landed.header("Weft-Run-ID") == first.header("Weft-Run-ID")
+    asked, same = ([r for r in server_127_0_0_2.requests if r.path == p][0] for p in ("/same", "/landed"))
+    assert [same.header(h) for h in CAPABILITY_HEADERS] == [asked.header(h) for h in CAPABILITY_HEADERS]  # kept
 
 
 def test_response_size_cap(server_127_0_0_2):

@@ -54,6 +54,10 @@ DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Headers that carry credentials: never forwarded to another origin on a redirect.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Weft's capability headers: the receipt token completes the node's callback and keys its
+# idempotency (also sent as Idempotency-Key), the webhook URL contains it. Meant for the service
+# the node calls, so dropped like credentials when a redirect leads to another origin.
+CAPABILITY_HEADERS = frozenset({"weft-receipt-token", "idempotency-key", "weft-webhook-url"})
 _CHUNK = 64 * 1024
 
 
@@ -306,7 +310,7 @@ def outbound_request(
     session = outbound_session(policy)
     current_headers: dict[str, str] = {str(k): str(v) for k, v in (headers or {}).items()}
     check_headers(current_headers)
-    drop_headers = CREDENTIAL_HEADERS | {h.lower() for h in sensitive_headers}
+    drop_headers = CREDENTIAL_HEADERS | CAPABILITY_HEADERS | {h.lower() for h in sensitive_headers}
     drop_params = list(sensitive_params)
     deadline = time.monotonic() + timeout if timeout else None
     method = method.upper()
