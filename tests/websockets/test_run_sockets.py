@@ -139,6 +139,23 @@ def test_foreign_origin_is_refused_even_with_a_session(daphne_server: Any, teams
         connect(url, additional_headers={"Cookie": cookie})
 
 
+def test_origin_is_compared_with_scheme_host_and_port(daphne_server: Any, teams: dict[str, Any],
+                                                    client_for: Any) -> None:
+    """Another port of the same host is another site (a local app on :8001 must not ride the session)."""
+    run = make_run(teams["acme"], teams["acme_users"]["owner"])
+    append(run, "run_started")
+    cookie = f"sessionid={client_for('viewer').cookies['sessionid'].value}"
+    url = f"{daphne_server.ws_url}/ws/runs/{run.pk}/?after=0"
+    port = daphne_server.port
+    for origin in (f"http://127.0.0.1:{port + 1}", "http://127.0.0.1", f"https://127.0.0.1:{port}",
+                   f"http://localhost:{port}", f"http://127.0.0.1:{port}.evil.example", "null"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, origin=origin, additional_headers={"Cookie": cookie})
+        assert refused.value.response.status_code in (400, 403), origin  # 400: autobahn refuses a malformed one
+    with connect(url, origin=f"http://127.0.0.1:{port}", additional_headers={"Cookie": cookie}) as ws:
+        assert receive(ws, 1)[0]["type"] == "run_started"
+
+
 def test_session_of_another_team_is_refused(daphne_server: Any, teams: dict[str, Any], client_for: Any) -> None:
     run = make_run(teams["acme"], teams["acme_users"]["owner"])
     cookie = f"sessionid={client_for('owner', team='other').cookies['sessionid'].value}"
@@ -171,3 +188,18 @@ def test_team_socket_pushes_status_changes(daphne_server: Any, teams: dict[str, 
             assert message["type"] == "run.status"
             assert message["runId"] != str(other_run.pk)
             seen.add((message["runId"], message["status"]))
+
+
+def test_origin_rules_behind_a_proxy_and_for_trusted_origins(settings: Any) -> None:
+    from runs.routing import origin_allowed
+
+    settings.ALLOWED_HOSTS = ["weft.example"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://app.example:8443"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    plain = {"scheme": "ws", "headers": [(b"host", b"weft.example")]}
+    proxied = {"scheme": "ws", "headers": [(b"host", b"weft.example"), (b"x-forwarded-proto", b"https")]}
+    assert origin_allowed(plain, "http://weft.example") and origin_allowed(plain, "http://weft.example:80")
+    assert not origin_allowed(plain, "https://weft.example")
+    assert origin_allowed(proxied, "https://weft.example") and not origin_allowed(proxied, "http://weft.example")
+    assert origin_allowed(plain, "https://app.example:8443") and not origin_allowed(plain, "https://app.example")
+    assert not origin_allowed({"scheme": "ws", "headers": [(b"host", b"other.example")]}, "http://other.example")
