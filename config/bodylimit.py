@@ -28,6 +28,7 @@ Scope = dict[str, Any]
 
 # File uploads may be larger than other bodies: up to WEFT_UPLOAD_MAX_BYTES plus the multipart framing.
 UPLOAD_PATHS = ("/v1/files/upload",)
+COZE_RUN_PATHS = ("/run", "/stream_run", "/run/stream", "/async_run")
 MULTIPART_OVERHEAD = 64 * 1024
 
 
@@ -50,6 +51,9 @@ def too_large_body(path: str, limit: int) -> tuple[bytes, bytes]:
     detail = f"The request body is larger than {limit} bytes."
     if path.startswith("/v1/"):
         body: dict[str, Any] = {"code": "request_entity_too_large", "message": detail, "status": 413}
+        return json.dumps(body).encode(), b"application/json"
+    if path.rstrip("/") in COZE_RUN_PATHS:  # the Coze runtime's FastAPI body
+        body = {"detail": {"error_code": "payload_too_large", "error_message": detail}}
         return json.dumps(body).encode(), b"application/json"
     body = {"type": "about:blank", "title": "Payload Too Large", "status": 413, "detail": detail,
             "code": "payload_too_large"}

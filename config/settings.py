@@ -272,6 +272,8 @@ WEFT_TEAM_RATE_LIMIT_PER_MINUTE = env_int("WEFT_TEAM_RATE_LIMIT_PER_MINUTE", 120
 WEFT_MAX_CONCURRENT_RUNS = env_int("WEFT_MAX_CONCURRENT_RUNS", 50)
 WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN = env_int("WEFT_MAX_CONCURRENT_RUNS_PER_TOKEN", 20)
 WEFT_SSE_PING_SECONDS = float(os.environ.get("WEFT_SSE_PING_SECONDS", "10"))
+# The Coze coding runtime pings its workflow streams every 30 s (coze-coding-utils PING_INTERVAL_SECONDS).
+WEFT_COZE_PING_SECONDS = float(os.environ.get("WEFT_COZE_PING_SECONDS", "30"))
 # Following runs (runs.cursor): open SSE streams and websockets per token (or signed-in user) and
 # per team, per web process (0 = no limit); the shared log poll of followed runs no event reached.
 WEFT_MAX_STREAMS_PER_TOKEN = env_int("WEFT_MAX_STREAMS_PER_TOKEN", 20)

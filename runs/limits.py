@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,7 @@ from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiToken
 from accounts.permissions import request_membership
+from config.bodylimit import body_limit, too_large_body
 
 WINDOW_SECONDS = 60
 
@@ -106,15 +106,8 @@ class TeamRateThrottle(_MinuteThrottle):
 
 
 def body_too_large_response(request: HttpRequest, limit: int) -> HttpResponse:
-    detail = f"The request body is larger than {limit} bytes."
-    if request.path.startswith("/v1/"):
-        body: dict[str, Any] = {"code": "request_entity_too_large", "message": detail, "status": 413}
-        content_type = "application/json"
-    else:
-        body = {"type": "about:blank", "title": "Payload Too Large", "status": 413, "detail": detail,
-                "code": "payload_too_large"}
-        content_type = "application/problem+json"
-    return HttpResponse(json.dumps(body), status=413, content_type=content_type)
+    body, content_type = too_large_body(request.path, limit)
+    return HttpResponse(body, status=413, content_type=content_type.decode())
 
 
 class BodySizeLimitMiddleware:
@@ -124,7 +117,7 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = int(settings.WEFT_MAX_BODY_BYTES)
+        limit = body_limit(request.path)
         if limit and request.method in ("POST", "PUT", "PATCH"):
             length = request.META.get("CONTENT_LENGTH")
             try:

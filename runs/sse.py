@@ -110,11 +110,14 @@ def sse_stream(
     ping: Callable[[], bytes],
     on_error: Callable[[Exception], bytes] | None = None,
     prelude: Iterable[bytes] = (),
+    ping_interval: float | None = None,
 ) -> SseBody:
     """SSE bytes for a follower: ``frames(event)`` for each event (a dialect's mapping; may yield
-    nothing), ``ping()`` when nothing was sent for ``WEFT_SSE_PING_SECONDS``; ends after the run's
-    last event. The follower's listener is removed however the stream ends (disconnect included)."""
-    return SseBody(follower, _sse_frames(follower, frames=frames, ping=ping, on_error=on_error, prelude=prelude))
+    nothing), ``ping()`` when nothing was sent for ``ping_interval`` seconds (default
+    ``WEFT_SSE_PING_SECONDS``); ends after the run's last event. The follower's listener is removed
+    however the stream ends (disconnect included)."""
+    return SseBody(follower, _sse_frames(follower, frames=frames, ping=ping, on_error=on_error, prelude=prelude,
+                                         interval=ping_interval or ping_seconds()))
 
 
 async def _sse_frames(
@@ -124,8 +127,8 @@ async def _sse_frames(
     ping: Callable[[], bytes],
     on_error: Callable[[Exception], bytes] | None = None,
     prelude: Iterable[bytes] = (),
+    interval: float = 10.0,
 ) -> AsyncIterator[bytes]:
-    interval = ping_seconds()
     try:
         for chunk in prelude:
             yield chunk

@@ -38,6 +38,7 @@ urlpatterns = [
     path("task/<str:task_id>", coze.CozeTaskApi.as_view(), name="coze-task"),
     path("graph_parameter", coze.CozeGraphParameterApi.as_view(), name="coze-graph-parameter"),
     path("cancel/<str:run_id>", coze.CozeCancelApi.as_view(), name="coze-cancel"),
+    path("health", coze.CozeHealthApi.as_view(), name="coze-health"),
     path("api/v1/offline/submit", durable_apis.BatchSubmitApi.as_view(), name="offline-submit"),
     path("api/v1/offline/jobs/<str:job_id>", durable_apis.BatchJobApi.as_view(), name="offline-job"),
     path("api/v1/offline/jobs/<str:job_id>/result.csv", durable_apis.BatchResultApi.as_view(), name="offline-job-result"),

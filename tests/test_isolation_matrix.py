@@ -143,6 +143,7 @@ ANONYMOUS, SCOPE, TENANT = "anonymous", "scope", "tenant"
 
 # OpenAPI-style path -> (parts skipped, why). Keep this tiny: every entry is a hole in the matrix.
 OPT_OUTS: dict[str, tuple[set[str], str]] = {
+    "/health": ({ANONYMOUS, SCOPE, TENANT}, "the Coze runtime's liveness probe: public, reads nothing."),
     "/v1/{path}": (
         {ANONYMOUS, SCOPE, TENANT},
         "every unknown Dify-style path answers Dify's JSON 404 to anyone, as Dify does before it reads "

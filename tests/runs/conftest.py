@@ -87,7 +87,8 @@ FIDELITY_GRAPH: dict[str, Any] = {
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup: Any) -> Iterator[str]:
     """Base URL of a Daphne serving the test database (session-scoped)."""
-    with daphne(WEFT_SSE_PING_SECONDS=str(LIVE_PING_SECONDS), WEFT_RATE_LIMIT_PER_MINUTE="0",
+    with daphne(WEFT_SSE_PING_SECONDS=str(LIVE_PING_SECONDS), WEFT_COZE_PING_SECONDS=str(LIVE_PING_SECONDS),
+                WEFT_RATE_LIMIT_PER_MINUTE="0",
                 WEFT_TEAM_RATE_LIMIT_PER_MINUTE="0", WEFT_LOG_LEVEL="ERROR",
                 WEFT_HTTP_ALLOW_NETWORKS="127.0.0.1/32") as (_, url):
         yield url

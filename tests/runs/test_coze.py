@@ -1,16 +1,21 @@
-"""Coze-style deployment API: sync /run answers the outputs object, SSE frames with ids from 0 and
-``event: message`` (node events only in debug mode), async_run + task, graph_parameter, cancel, and
-problem+json errors that write no run."""
+"""Coze-style deployment API against the Coze coding runtime's shapes (``coze-coding-utils``): sync
+/run answers the outputs plus ``run_id``, SSE frames with ids from 1 and ``event: message`` (node
+events only in debug mode), error frames with ``CANCELED``/``error_msg``, async_run + task (``error``
+as ``{code, message}``), graph_parameter with ``code``/``msg``, cancel's ``{status, run_id,
+message}``, /health, ``x-run-id`` and ``x-task-deadline-sec``, and ``{"detail": {"error_code",
+"error_message"}}`` errors that write no run."""
 
 from __future__ import annotations
 
 import copy
 import json
 import time
+import uuid
 from datetime import datetime
 
 import pytest
 import requests
+from django.test import override_settings
 
 from runs.models import Run
 from runs.services import run_create
@@ -20,18 +25,19 @@ from tests.runs.conftest import DELAY_GRAPH, RunEnv, run_count, run_env_make, ss
 
 
 def assert_problem(response: object, status: int, code: str) -> dict:
+    """The runtime's error body: FastAPI's ``{"detail": {"error_code", "error_message"}}``."""
     assert response.status_code == status, response.content  # type: ignore[attr-defined]
-    assert response["Content-Type"] == "application/problem+json"  # type: ignore[index]
-    body = response.json()  # type: ignore[attr-defined]
-    assert body["status"] == status and body["code"] == code
-    return body
+    assert response["Content-Type"].startswith("application/json")  # type: ignore[index]
+    detail = response.json()["detail"]  # type: ignore[attr-defined]
+    assert detail["error_code"] == code and detail["error_message"], detail
+    return detail
 
 
 def test_sync_run_returns_the_outputs_object(run_env: RunEnv) -> None:
     response = run_env.client().post("/run", {"name": "Ann", "amount": 1.5}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"greeting": "Hello Ann", "total": 3.0}
     run = Run.objects.get()
+    assert response.json() == {"greeting": "Hello Ann", "total": 3.0, "run_id": str(run.pk)}
     assert (run.dialect, run.mode, run.status) == ("coze", "blocking", "succeeded")
 
 
@@ -48,15 +54,58 @@ def test_bad_inputs_are_problems_naming_the_field_from_the_body_root(run_env: Ru
     assert run_count() == 0
 
 
-def test_failed_sync_run_is_a_500_problem_with_the_run_id(run_env: RunEnv) -> None:
+def test_failed_sync_run_is_a_500_with_the_error_code_and_message(run_env: RunEnv) -> None:
     graph = copy.deepcopy(DELAY_GRAPH)
     graph["nodes"][1]["config"]["mapping"]["total"] = "{{ inputs.amount * 2 }}"  # float * int: fails at runtime
     env = run_env_make(run_env.team, run_env.other_team, graph)
     response = env.client().post("/run", {"name": "x", "amount": 1.5}, format="json")
-    body = assert_problem(response, 500, "run_failed")
+    assert response.status_code == 500
+    assert set(response.json()) == {"detail"} and set(response.json()["detail"]) == {"error_code", "error_message"}
+    detail = response.json()["detail"]
+    assert detail["error_code"] == "expression_error" and "float" in detail["error_message"]
+    assert Run.objects.get().status == "failed"
+
+
+def test_a_timed_out_sync_run_is_200_with_its_status(run_env: RunEnv) -> None:
+    client = run_env.client()
+    with override_settings(WEFT_BLOCKING_TIMEOUT=0.5):
+        timed = client.post("/run", {"name": "T", "seconds": 5}, format="json")
+    run = Run.objects.order_by("-created_at").first()
+    assert timed.status_code == 200, timed.content
+    assert timed.json() == {"status": "timeout", "run_id": str(run.pk), "message": timed.json()["message"]}
+    assert run.status == "timeout"
+
+
+def test_x_run_id_sets_the_run_and_task_id_and_makes_the_call_idempotent(run_env: RunEnv) -> None:
+    client = run_env.client()
+    run_id = str(uuid.uuid4())
+    first = client.post("/async_run", {"name": "X"}, format="json", HTTP_X_RUN_ID=run_id)
+    again = client.post("/async_run", {"name": "X"}, format="json", HTTP_X_RUN_ID=run_id)
+    assert first.json()["task_id"] == again.json()["task_id"] == run_id
     run = Run.objects.get()
-    assert run.status == "failed" and body["runId"] == str(run.pk)
-    assert "float" in body["detail"]
+    assert str(run.pk) == str(run.task_id) == run_id
+    other = client.post("/async_run", {"name": "Y"}, format="json", HTTP_X_RUN_ID=run_id)
+    assert_problem(other, 409, "conflict")
+    assert other.json()["detail"]["errors"][0]["path"] == "/x-run-id"
+    assert_problem(client.post("/async_run", {"name": "X"}, format="json", HTTP_X_RUN_ID="run-1"), 400,
+                   "invalid_input")
+    # Another team's token with the same run id cannot reach (or reuse) this run.
+    other_env = run_env_make(run_env.other_team, run_env.team)
+    taken = other_env.client().post("/async_run", {"name": "X"}, format="json", HTTP_X_RUN_ID=run_id)
+    assert_problem(taken, 409, "conflict")
+    assert Run.objects.count() == 1
+
+
+def test_x_task_deadline_sec_sets_the_async_deadline(run_env: RunEnv) -> None:
+    client = run_env.client()
+    body = client.post("/async_run", {"name": "D"}, format="json", HTTP_X_TASK_DEADLINE_SEC="120").json()
+    created, deadline = datetime.fromisoformat(body["created_at"]), datetime.fromisoformat(body["deadline"])
+    assert (deadline - created).total_seconds() == pytest.approx(120, abs=2)
+    for bad in ("0", "-5", "soon"):
+        detail = assert_problem(client.post("/async_run", {"name": "D"}, format="json", HTTP_X_TASK_DEADLINE_SEC=bad),
+                                400, "invalid_input")
+        assert detail["errors"][0]["path"] == "/x-task-deadline-sec"
+    assert Run.objects.count() == 1
 
 
 def test_async_run_then_task(run_env: RunEnv) -> None:
@@ -86,10 +135,16 @@ def test_task_status_mapping_and_cancel(run_env: RunEnv) -> None:
     client = run_env.client()
     response = client.post(f"/cancel/{run.pk}")
     assert response.status_code == 200
-    assert response.json()["status"] == "failed" and response.json()["error"] == "stopped"
-    assert client.get(f"/task/{run.task_id}").json()["status"] == "failed"
+    assert response.json() == {"status": "success", "run_id": str(run.pk), "message": "cancel requested"}
+    task = client.get(f"/task/{run.task_id}").json()
+    assert task["status"] == "failed" and task["error"] == {"code": "CANCELED", "message": "stopped by request"}
+    again = client.post(f"/cancel/{run.task_id}").json()
+    assert again["status"] == "already_completed" and again["run_id"] == str(run.pk)
     Run.objects.filter(pk=run.pk).update(status="timeout", error={"code": "timeout", "message": "deadline passed"})
-    assert client.get(f"/task/{run.task_id}").json()["status"] == "timeout"
+    task = client.get(f"/task/{run.task_id}").json()
+    assert task["status"] == "timeout" and task["error"] == {"code": "deadline_exceeded", "message": "deadline passed"}
+    Run.objects.filter(pk=run.pk).update(status="failed", error={"code": "http_error", "message": "502"})
+    assert client.get(f"/task/{run.task_id}").json()["error"] == {"code": "http_error", "message": "502"}
     Run.objects.filter(pk=run.pk).update(status="waiting")
     assert client.get(f"/task/{run.task_id}").json()["status"] == "running"
 
@@ -98,16 +153,20 @@ def test_task_and_cancel_not_found(run_env: RunEnv) -> None:
     run = run_create(team=run_env.team, workflow=run_env.workflow, inputs={"name": "c"}, mode="async")
     client = run_env.client()
     assert_problem(client.get("/task/nope"), 404, "not_found")
-    assert_problem(client.post("/cancel/00000000-0000-0000-0000-000000000000"), 404, "not_found")
+    missing = client.post("/cancel/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and missing.json() == {
+        "status": "not_found", "run_id": "00000000-0000-0000-0000-000000000000", "message": "run not found"}
     other = client_with_token(run_env.other_team, ["run", "read"])
     assert_problem(other.get(f"/task/{run.task_id}"), 404, "not_found")
-    assert_problem(other.post(f"/cancel/{run.pk}"), 404, "not_found")
+    theirs = other.post(f"/cancel/{run.pk}")
+    assert theirs.status_code == 404 and theirs.json()["status"] == "not_found"
     run.refresh_from_db()
     assert run.status == "pending"
 
 
 def test_graph_parameter(run_env: RunEnv) -> None:
     body = run_env.client().get("/graph_parameter").json()
+    assert (body["code"], body["msg"]) == (0, "")
     inputs, outputs = body["input_schema"], body["output_schema"]
     assert inputs["type"] == "object" and inputs["title"] == "GraphInput" and inputs["required"] == ["name"]
     assert inputs["properties"]["tier"] == {"type": "string", "enum": ["gold", "silver"], "default": "silver"}
@@ -123,7 +182,7 @@ def test_stream_frames(live_server_url: str, run_env: RunEnv, debug: bool) -> No
                              stream=True, timeout=30)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
     events, raw = sse_read(response)
-    assert [e.id for e in events] == [str(i) for i in range(len(events))]
+    assert [e.id for e in events] == [str(i) for i in range(1, len(events) + 1)]
     assert {e.event for e in events} == {"message"}
     frames = [json.loads(e.data) for e in events]
     run = Run.objects.get()
@@ -162,5 +221,10 @@ def test_stream_cancel_ends_with_error_frame(live_server_url: str, run_env: RunE
 
     events, _ = sse_read(response, until=cancel_on_start)
     last = json.loads(events[-1].data)
-    assert last["type"] == "error" and last["message"] == "stopped" and last["status"] == "failed"
+    assert last["type"] == "error" and last["code"] == "CANCELED" and last["error_msg"] and last["status"] == "failed"
     assert events[-1].at - sent[0] < 1.0
+
+
+def test_health_needs_no_token(client_anon: object) -> None:
+    response = client_anon.get("/health")  # type: ignore[attr-defined]
+    assert response.status_code == 200 and response.json() == {"status": "ok", "message": "running"}

@@ -87,6 +87,16 @@ def test_upload_is_stored_through_the_storage_api_for_the_team(file_env: RunEnv,
     assert stored.read_bytes() == CSV and row.storage_name.startswith(f"{file_env.team.pk}/")
 
 
+@override_settings(WEFT_MAX_BODY_BYTES=1000)
+def test_an_upload_may_be_larger_than_other_bodies(file_env: RunEnv) -> None:
+    big = b"a,b\n" + b"1,2\n" * 2000  # 8 kB: over the body limit, under the upload limit
+    response = upload(file_env, content=big)
+    assert response.status_code == 201, response.content
+    assert UploadedFile.objects.get().size == len(big)
+    run = file_env.client().post("/v1/workflows/run", {"inputs": {"doc": "x" * 2000}, "user": "u"}, format="json")
+    assert run.status_code == 413  # the run endpoint keeps the body limit
+
+
 def test_upload_limits_and_bad_requests_write_nothing(file_env: RunEnv) -> None:
     with override_settings(WEFT_UPLOAD_MAX_BYTES=10):
         response = upload(file_env)
