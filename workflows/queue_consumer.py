@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import random
-import signal
 import socket
 import threading
 import time
@@ -57,9 +56,6 @@ from workflows.queue_triggers import (
 logger = logging.getLogger(__name__)
 
 STATUS_EVERY = 5.0  # seconds between heartbeats / lag reads of one trigger
-# Fault injection for the crash test: the process SIGKILLs itself after recording a message's run
-# and before acknowledging it (tests/queues/test_consumer_processes.py). Never set in production.
-FAULT_KILL_BEFORE_ACK = os.environ.get("WEFT_CONSUMER_FAULT") == "kill_before_ack"
 
 
 def consumer_name() -> str:
@@ -128,8 +124,6 @@ class TriggerWorker(threading.Thread):
         self.handled += 1
         if received.outcome == "dead_letter":
             logger.info("queue trigger %s: message dead-lettered (%s)", self.trigger.pk, received.reason)
-        if FAULT_KILL_BEFORE_ACK and received.outcome == "started":
-            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- RabbitMQ -----------------------------------------------------------------------------
 

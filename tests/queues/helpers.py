@@ -83,7 +83,9 @@ def amqp_delete(queue: str) -> None:
 class TcpProxy:
     """A real TCP proxy on 127.0.0.1 in front of ``target``; ``down()`` closes the listener and every
     proxied connection (the broker is gone, as far as the client can tell); ``up()`` listens again on
-    the same port."""
+    the same port. ``cut_uplink_after(marker)``: from the moment ``marker`` comes from the target
+    (before the client gets it), nothing the client sends reaches the target any more (a network
+    partition right after a delivery: the client's acknowledgement is lost); ``up()`` heals it."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -92,8 +94,16 @@ class TcpProxy:
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
         self.connections = 0
+        self.marker: bytes | None = None
+        self.uplink_cut = threading.Event()
+
+    def cut_uplink_after(self, marker: bytes) -> TcpProxy:
+        self.marker = marker
+        return self
 
     def up(self) -> TcpProxy:
+        self.marker = None
+        self.uplink_cut.clear()
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -134,16 +144,19 @@ class TcpProxy:
                     return
                 self.sockets += [client, upstream]
                 self.connections += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, down in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, down), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if downstream and self.marker is not None and self.marker in data:
+                    self.uplink_cut.set()  # before the client can see it, so its answer is lost
+                if not downstream and self.uplink_cut.is_set():
+                    continue
                 sink.sendall(data)
         except OSError:
             pass

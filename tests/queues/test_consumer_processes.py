@@ -1,6 +1,11 @@
 """``manage.py weftconsumers`` as real processes: killed with SIGKILL between recording a message's
 run and acknowledging it (the redelivered message starts no second run), and two processes sharing
-one queue and one stream (every message runs exactly once)."""
+one queue and one stream (every message runs exactly once).
+
+The crash is a real one, with nothing in the product to help it: the consumer reaches the broker
+through a TCP proxy that drops everything the consumer sends once the message has been delivered
+(its acknowledgement never arrives), and the test SIGKILLs the process as soon as the message's
+run is recorded."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from runs.models import Run
 from tests.queues.helpers import (
     AMQP_URL,
     REDIS_URL,
+    TcpProxy,
     amqp_delete,
     amqp_depth,
     amqp_publish,
@@ -43,35 +49,43 @@ def orders(trigger: Any) -> Counter[str]:
 def test_sigkill_between_record_and_ack_then_redelivery_starts_no_second_run(team_a: Any, broker: str) -> None:
     source = unique_name("crash")
     client = redis.Redis.from_url(REDIS_URL)
-    trigger = queue_trigger_make(team_a, url=AMQP_URL if broker == "amqp" else REDIS_URL, source=source)
+    proxy = TcpProxy(("127.0.0.1", 5672 if broker == "amqp" else 6379)).up()
+    through = (f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F" if broker == "amqp"
+               else f"redis://127.0.0.1:{proxy.port}/6")
+    trigger = queue_trigger_make(team_a, url=through, source=source)
+    crashing = survivor = None
     try:
-        if broker == "amqp":
-            amqp_publish(source, b'{"orderId": "K1"}', message_id="k-1")
-        else:
+        if broker == "redis":
             client.xgroup_create(source, "weft", id="0", mkstream=True)
-            client.xadd(source, {"message": '{"orderId": "K1"}', "message_id": "k-1"})
-        crashing = consumers(WEFT_CONSUMER_FAULT="kill_before_ack")
-        try:
-            wait_for(lambda: crashing.poll() is not None, timeout=60, what="the consumer to kill itself")
-        finally:
-            stop(crashing, kill=True)
+        crashing = consumers()
+        wait_for(lambda: trigger.consumers.filter(connected=True).exists(), timeout=60, what="the consumer connected")
+        proxy.cut_uplink_after(b"K1-crash")
+        if broker == "amqp":  # published directly to the broker, delivered through the proxy
+            amqp_publish(source, b'{"orderId": "K1-crash"}', message_id="k-1")
+        else:
+            client.xadd(source, {"message": '{"orderId": "K1-crash"}', "message_id": "k-1"})
+        wait_for(lambda: orders(trigger) == Counter({"K1-crash": 1}), timeout=60, what="the message's run recorded")
+        assert proxy.uplink_cut.is_set()
+        stop(crashing, kill=True)
         assert crashing.returncode == -9, crashing.log_tail()
-        assert orders(trigger) == Counter({"K1": 1})  # recorded, never acknowledged
+        proxy.down()  # the dead consumer's connections close: the broker never got the acknowledgement
         if broker == "amqp":
-            assert amqp_depth(source)[0] == 1  # back in the queue
+            wait_for(lambda: amqp_depth(source)[0] == 1, timeout=30, what="the message back in the queue")
         else:
             assert client.xpending(source, "weft")["pending"] == 1
+        proxy.up()
         survivor = consumers()
-        try:
-            if broker == "amqp":
-                wait_for(lambda: amqp_depth(source)[0] == 0, timeout=60, what="the redelivered message acknowledged")
-            else:
-                wait_for(lambda: client.xpending(source, "weft")["pending"] == 0, timeout=60,
-                         what="the pending entry claimed and acknowledged")
-            assert orders(trigger) == Counter({"K1": 1}), survivor.log_tail()
-        finally:
-            stop(survivor)
+        if broker == "amqp":
+            wait_for(lambda: amqp_depth(source)[0] == 0, timeout=60, what="the redelivered message acknowledged")
+        else:
+            wait_for(lambda: client.xpending(source, "weft")["pending"] == 0, timeout=60,
+                     what="the pending entry claimed and acknowledged")
+        assert orders(trigger) == Counter({"K1-crash": 1}), survivor.log_tail()
     finally:
+        for proc in (crashing, survivor):
+            if proc is not None and proc.poll() is None:
+                stop(proc)
+        proxy.down()
         amqp_delete(source)
         client.delete(source)
         client.close()
