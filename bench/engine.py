@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import graphs
-from bench.common import Config, Report, fmt, median
+from bench.common import BENCH_BUDGETS, Config, Report, fmt, median
 from workflows.engine.graph import CompiledGraph, compile_graph, validate_inputs
+from workflows.engine.limits import Limits
 from workflows.engine.nodes.base import NodeContext
 from workflows.engine.ports import EngineEvent, NodeRecord, RunContext
 from workflows.engine.scheduler import receipt_token, run_graph
@@ -46,6 +47,10 @@ class NullHost:
             for record in records:
                 if record.status == "succeeded":
                     self.outputs[record.node_id] = record.output
+
+
+# The graph-size budget of the bench's Django processes (bench.common.BENCH_BUDGETS), here too.
+BENCH_LIMITS = Limits(graph_nodes=int(BENCH_BUDGETS["WEFT_MAX_GRAPH_NODES"]))
 
 
 def _ctx(compiled: CompiledGraph, host: NullHost, run_id: str) -> RunContext:
@@ -129,7 +134,7 @@ def run(cfg: Config, report: Report) -> None:
     width = cfg.pick(100, 20)
     repeats = cfg.pick(7, 3)
     start = time.perf_counter()
-    chain = compile_graph(graphs.chain(n))
+    chain = compile_graph(graphs.chain(n), limits=BENCH_LIMITS)
     compile_ms = (time.perf_counter() - start) * 1e3
     fan = compile_graph(graphs.fanout(width))
     for label, compiled in ((f"{n}-node chain", chain), (f"{width}-wide fan-out + join", fan)):
