@@ -98,6 +98,10 @@ def test_two_consumer_processes_share_a_queue_and_a_stream_exactly_once(team_a: 
     s_trigger = queue_trigger_make(team_a, url=REDIS_URL, source=stream)
     procs = [consumers(), consumers()]
     try:
+        # Both processes consuming before anything is published (on a loaded machine the second one
+        # can start after the first has run everything).
+        wait_for(lambda: q_trigger.consumers.filter(connected=True).count() == 2
+                 and s_trigger.consumers.filter(connected=True).count() == 2, timeout=90, what="both consumers")
         for i in range(40):
             amqp_publish(queue, json.dumps({"orderId": f"Q{i}"}).encode(), message_id=f"q-{i}")
             client.xadd(stream, {"message": json.dumps({"orderId": f"S{i}"}), "message_id": f"s-{i}"})
