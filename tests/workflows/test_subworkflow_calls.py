@@ -11,7 +11,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import Team
-from tests.conftest import published_make, workflow_make
+from tests.conftest import client_with_session, published_make, workflow_make
 from workflows.models import Workflow, WorkflowVersion
 
 
@@ -118,7 +118,8 @@ def test_a_workflow_of_no_team_or_another_team_is_refused(client_a: APIClient, t
     ]
 
 
-def test_activating_an_old_version_that_would_close_a_loop_is_refused(client_a: APIClient, team_a: Team) -> None:
+def test_activating_an_old_version_that_would_close_a_loop_is_refused(client_a: APIClient, team_a: Team,
+                                                                      owner_a: Any) -> None:
     """v1 of ``top`` calls ``other``; v2 does not, and ``other`` then got published calling ``top``.
     Going back to v1 would close the loop: 400, v2 stays active."""
     top = workflow_make(team_a, name="top", graph=leaf())
@@ -134,5 +135,12 @@ def test_activating_an_old_version_that_would_close_a_loop_is_refused(client_a: 
     assert response.json()["errors"] == [{"path": "/nodes/1/config/workflow",
                                           "message": "node 'call0': the workflow calls itself through "
                                                      f"{other.name!r}; a workflow may not call its own workflow"}]
+    top.refresh_from_db()
+    assert top.active_version.number == 2
+    # The same from the versions page: the error is shown, v2 stays active.
+    page = client_with_session(owner_a)
+    response = page.post(f"/workflows/{top.pk}/versions/1/activate", follow=True)
+    assert response.status_code == 200
+    assert "Version 1 cannot be activated. node &#x27;call0&#x27;: the workflow calls itself" in response.content.decode()
     top.refresh_from_db()
     assert top.active_version.number == 2

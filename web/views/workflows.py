@@ -297,7 +297,7 @@ def version_activate(request: HttpRequest, access: Access, workflow_id: str, num
     try:
         version = wf_services.version_activate(team=access.team, workflow=workflow, number=number)
     except InvalidInput as exc:
-        messages.error(request, "; ".join([exc.detail, *(e["message"] for e in exc.errors)]))
+        messages.error(request, " ".join([exc.detail, "; ".join(e["message"] for e in exc.errors)]).strip())
         return redirect("web:workflow-versions", workflow_id=workflow.pk)
     messages.success(request, f"Version {version.number} is now active: new runs use it.")
     return redirect("web:workflow-versions", workflow_id=workflow.pk)
