@@ -165,7 +165,9 @@ def test_broker_going_away_loses_nothing_and_runs_nothing_twice(team_a: Any, fas
         status = wait_for(lambda: (s := consumer_status(trigger=trigger))["last_error"] and not s["connected"] and s,
                           what="the outage reported")
         assert "guest" not in status["last_error"]
-        assert len(runs_of(trigger)) == 5 and amqp_depth(queue_name)[0] == 10
+        # The ten sent during the outage wait in the queue; so may one of the first five whose run was
+        # written but whose ack the cut connection lost (redelivered later, and not run twice).
+        assert len(runs_of(trigger)) == 5 and amqp_depth(queue_name)[0] in (10, 11)
         proxy.up()
         wait_for(lambda: len(runs_of(trigger)) == 15, timeout=30, what="runs after the broker came back")
         wait_for(lambda: amqp_depth(queue_name)[0] == 0, what="queue drained")

@@ -16,28 +16,26 @@ import hashlib
 import heapq
 import hmac
 import queue
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
+from workflows.engine.contexts import node_context
 from workflows.engine.events import (
     EngineEvent,
     NodeEvent,
-    NodeFinished,
     NodeInfo,
     NodeRetry,
     NodeStarted,
     ParallelBranchFinished,
     ParallelBranchStarted,
 )
-from workflows.engine.graph import CompiledGraph, CompiledNode, Topology, outputs_errors
+from workflows.engine.frames import Exec, Frame, Recorder, Scope, utc, value_error
+from workflows.engine.graph import CompiledGraph, CompiledNode, outputs_errors
 from workflows.engine.limits import CpuBudget, json_size_over
-from workflows.engine.macros import MacroError
 from workflows.engine.nodes.base import (
     BodyResult,
     LimitExceeded,
-    NodeContext,
     NodeError,
     NodeResult,
     NodeTimeout,
@@ -46,18 +44,15 @@ from workflows.engine.nodes.base import (
     RunStopped,
 )
 from workflows.engine.nodes.registry import NODE_TYPES
-from workflows.engine.params import ParamError
 from workflows.engine.ports import (
     TERMINAL_STATUSES,
-    NodeRecord,
     NodeStatus,
     OutcomeStatus,
     RunContext,
     RunOutcome,
 )
-from workflows.engine.redaction import redact
-from workflows.engine.templates import SCOPE_MISSING, CelError, compile_expr, evaluate
-from workflows.engine.values import RunValues, ValueError_, format_path, resolve_value
+from workflows.engine.templates import SCOPE_MISSING
+from workflows.engine.values import RunValues, ValueError_, resolve_value
 
 __all__ = ["run_graph", "receipt_token"]
 
@@ -66,7 +61,6 @@ TICK = 0.1
 INLINE_BATCH = 256  # at most this many node records before a step is committed anyway
 ENDED = frozenset({OutcomeStatus.STOPPED, OutcomeStatus.TIMEOUT, OutcomeStatus.FAILED})
 INTERRUPTED = frozenset({OutcomeStatus.STOPPED, OutcomeStatus.TIMEOUT})
-ANNOUNCED = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.STOPPED})
 
 
 def receipt_token(secret: bytes, run_id: str, key: str) -> str:
@@ -74,112 +68,17 @@ def receipt_token(secret: bytes, run_id: str, key: str) -> str:
     return hmac.new(secret, (run_id + key).encode(), hashlib.sha256).hexdigest()
 
 
-class _Frame:
-    """The state of one DAG being walked: the graph, or one run of a container's body (``body``,
-    its ``index``, and the ``names`` it adds to the scope, e.g. a loop's ``item`` and ``index``)."""
-
-    def __init__(self, topo: Topology, prefix: str, parent: _Frame | None, body: _Body | None = None,
-                 index: int | None = None, names: Mapping[str, Any] | None = None) -> None:
-        self.topo = topo
-        self.prefix = prefix
-        self.parent = parent
-        self.body = body
-        self.index = index
-        self.names = names
-        self.outputs: dict[str, Any] = {}
-        self.errors: dict[str, Any] = {}
-        self.pending_in = {n: len(e) for n, e in topo.in_edges.items()}
-        self.live_preds: dict[str, list[str]] = {n: [] for n in topo.nodes}
-        self.remaining = len(topo.nodes)
-        self.running = 0
-        self.failed: dict[str, Any] | None = None
-        self.closed = False
-        self.branches: list[list[Any]] = []  # [parallel_id, start node, remaining set]
-        self.branch_of: dict[str, list[list[Any]]] = {}  # node id -> the open branches it belongs to
-
-    def lookup(self, name: str, node_id: str | None) -> Any:
-        frame: _Frame | None = self
-        while frame is not None:
-            if frame.names is not None and name in frame.names:
-                return frame.names[name]
-            if name in frame.outputs:
-                return frame.outputs[name]
-            if name in frame.topo.nodes:
-                return None  # an ancestor that was skipped
-            frame = frame.parent
-        return SCOPE_MISSING
-
-
-class _Scope(Mapping[str, Any]):
-    """What templates of one node see; resolved lazily, name by name."""
-
-    __slots__ = ("sched", "frame", "node_id", "error", "extra")
-
-    def __init__(self, sched: _Scheduler, frame: _Frame, node_id: str | None, error: Any = SCOPE_MISSING,
-                 extra: Mapping[str, Any] | None = None) -> None:
-        self.sched, self.frame, self.node_id, self.error, self.extra = sched, frame, node_id, error, extra
-
-    def get(self, name: str, default: Any = None) -> Any:
-        if self.extra and name in self.extra:
-            return self.extra[name]
-        if name in self.sched.run_scope:
-            return self.sched.run_scope[name]
-        if name == "error" and self.error is not SCOPE_MISSING:
-            return self.error
-        value = self.frame.lookup(name, self.node_id)
-        return default if value is SCOPE_MISSING else value
-
-    def __getitem__(self, name: str) -> Any:
-        value = self.get(name, SCOPE_MISSING)
-        if value is SCOPE_MISSING:
-            raise KeyError(name)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.sched.run_scope)
-
-    def __len__(self) -> int:
-        return len(self.sched.run_scope)
-
-
-class _Exec:
-    """One node execution in progress."""
-
-    __slots__ = ("frame", "node", "key", "attempt", "index", "token", "state", "upstream", "pred",
-                 "started_at", "started_mono", "seq", "attempt_deadline", "inputs", "events", "secrets",
-                 "scope", "resumed", "started_iso")
-
-    def __init__(self, frame: _Frame, node: CompiledNode, key: str) -> None:
-        self.frame, self.node, self.key = frame, node, key
-        self.attempt = 1
-        self.seq = 0
-        self.attempt_deadline: float | None = None
-        self.state: dict[str, Any] | None = None
-        self.inputs: Any = None
-        self.events: list[EngineEvent] = []
-        self.secrets: list[str] = []
-        self.resumed = False
-        self.upstream: Any = None
-        self.pred: str | None = None
-        self.index = 0
-        self.token = ""
-        self.started_at: datetime | None = None
-        self.started_iso: str | None = None
-        self.started_mono = 0.0
-        self.scope: _Scope | None = None
-
-
 class _Body:
     """The scheduler's side of one container execution (``nodes.base.BodyHost``): what the
     container's type may do while it runs its bodies."""
 
-    def __init__(self, sched: _Scheduler, ex: _Exec) -> None:
+    def __init__(self, sched: _Scheduler, ex: Exec) -> None:
         self.sched, self.ex = sched, ex
         self.node_id = ex.node.id
         self.config = ex.node.config
         self.limits = sched.limits
         self.state: Any = None
-        self.frames: dict[int, _Frame] = {}
+        self.frames: dict[int, Frame] = {}
 
     def resolve(self, value: Any, path: list[Any]) -> Any:
         try:
@@ -190,31 +89,31 @@ class _Body:
     def resolve_in_body(self, result: BodyResult, value: Any, path: list[Any]) -> Any:
         frame = self.frames[result.index]
         try:
-            return resolve_value(value, _Scope(self.sched, frame, None), self.sched.values, self.ex.node.static_ids, path)
+            return resolve_value(value, Scope(self.sched.run_scope, frame, None), self.sched.values, self.ex.node.static_ids, path)
         except ValueError_ as exc:
             raise value_error(self.ex.node, exc) from None
 
     def started(self, inputs: Any) -> None:
         self.ex.inputs = inputs
-        self.sched.record(self.ex, NodeStatus.RUNNING)
+        self.sched.rec.record(self.ex, NodeStatus.RUNNING)
 
     def node_event(self, cls: type[NodeEvent], *, status: str, outputs: Any = None, error: Any = None) -> None:
-        self.sched.event(cls, self.ex, status=status, outputs=outputs, error=error)
+        self.sched.rec.event(cls, self.ex, status=status, outputs=outputs, error=error)
 
     def emit(self, event: EngineEvent) -> None:
-        self.sched.events.append(event)
+        self.sched.rec.events.append(event)
 
     def info(self) -> NodeInfo:
-        return self.sched.node_info(self.ex)
+        return self.sched.rec.node_info(self.ex)
 
     def launch(self, index: int, names: Mapping[str, Any]) -> None:
         body = self.ex.node.body
         assert body is not None
-        frame = self.frames[index] = _Frame(body, f"{self.ex.key}[{index}].", self.ex.frame, self, index, names)
+        frame = self.frames[index] = Frame(body, f"{self.ex.key}[{index}].", self.ex.frame, self, index, names)
         for entry in body.entries:
             self.sched.ready.append((frame, entry))
 
-    def ended(self, frame: _Frame) -> None:
+    def ended(self, frame: Frame) -> None:
         result = BodyResult(frame.index or 0, frame.failed, {s: frame.outputs.get(s) for s in frame.topo.sinks})
         self.ex.node.node_type.body_done(self, result)
         self.frames.pop(result.index, None)
@@ -226,22 +125,13 @@ class _Body:
         self.sched.on_failure(self.ex, error)
 
 
-def value_error(node: CompiledNode, exc: ValueError_) -> NodeError:
-    """A config value that failed to resolve, named by its place (``limit_exceeded`` past a budget)."""
-    return NodeError(f"nodes.{node.id}.config.{format_path(exc.path)}: {exc.message}", code=exc.code)
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
 class _Scheduler:
     def __init__(self, graph: CompiledGraph, ctx: RunContext) -> None:
         self.graph, self.ctx, self.clock = graph, ctx, ctx.clock
         self.values = RunValues(ctx.params, ctx.business_time, ctx.tz, self.clock, ctx.limits)
         self.limits = ctx.limits
         self.budget = CpuBudget(ctx.limits.run_cpu_seconds)
-        started = ctx.started_at or _utc(self.clock.now())
+        started = ctx.started_at or utc(self.clock.now())
         self.run_scope = {
             "inputs": ctx.inputs,
             "params": self.values.cel_params,
@@ -250,23 +140,21 @@ class _Scheduler:
         }
         self.journal = {r.key: r for r in ctx.host.load()}
         self.next_index = max((r.index for r in self.journal.values()), default=-1) + 1
-        self.records: list[NodeRecord] = []
-        self.events: list[EngineEvent] = []
-        self.ready: list[tuple[_Frame, str]] = []
-        self.done_q: queue.SimpleQueue[tuple[_Exec, int, Future[Any], float]] = queue.SimpleQueue()
-        self.inflight: dict[_Exec, int] = {}
-        self.timers: list[tuple[float, int, _Exec]] = []
+        self.rec = Recorder(self.clock)
+        self.ready: list[tuple[Frame, str]] = []
+        self.done_q: queue.SimpleQueue[tuple[Exec, int, Future[Any], float]] = queue.SimpleQueue()
+        self.inflight: dict[Exec, int] = {}
+        self.timers: list[tuple[float, int, Exec]] = []
         self.timer_seq = 0
         self.pool: ThreadPoolExecutor | None = None
         self.halt: OutcomeStatus | None = None  # failed | stopped | timeout | waiting
         self.halt_mono = 0.0
         self.error: dict[str, Any] | None = None
         self.rollback = False
-        self.completed: list[tuple[_Exec, Any]] = []
+        self.completed: list[tuple[Exec, Any]] = []
         self.wakes: list[float | None] = []
-        self.secrets: set[str] = set()
         self.steps = 0
-        self.top = _Frame(graph, "", None)
+        self.top = Frame(graph, "", None)
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> RunOutcome:
@@ -283,7 +171,7 @@ class _Scheduler:
                             self.begin(frame, node_id)
                             progressed = True
                     self.begin_inline_successors()
-                    if self.records or self.events:
+                    if self.rec.records or self.rec.events:
                         progressed = True
                 progressed = self.drain(block=not progressed) or progressed
                 self.fire_timers()
@@ -292,13 +180,13 @@ class _Scheduler:
                     for ex in list(self.inflight):
                         self.finish_stopped(ex)
                 done = not self.inflight and not self.timers and (self.halt is not None or not self.ready)
-                if self.records or self.events:
+                if self.rec.records or self.rec.events:
                     self.commit(last=done and not (self.halt == OutcomeStatus.FAILED and self.rollback))
                 if done:
                     break
             if self.halt == OutcomeStatus.FAILED and self.rollback:
                 self.run_rollback()
-                if self.records or self.events:
+                if self.rec.records or self.rec.events:
                     self.commit()
             return self.outcome()
         finally:
@@ -311,7 +199,7 @@ class _Scheduler:
         Nodes with effects (http, delay, loop, workflow, ...) still start only after the results they
         depend on are committed; a crash before this step's commit re-runs only pure nodes, which
         compute the same result again."""
-        while (self.ready and self.halt is None and len(self.records) < INLINE_BATCH
+        while (self.ready and self.halt is None and len(self.rec.records) < INLINE_BATCH
                and all(frame.topo.nodes[node_id].inline for frame, node_id in self.ready)):
             batch, self.ready = self.ready, []
             for frame, node_id in batch:
@@ -321,8 +209,8 @@ class _Scheduler:
     def commit(self, last: bool = False) -> None:
         """Hand the step to the host. ``last`` (no step follows and every node in it is inline, so
         re-running it after a crash has no effect) lets the host write it with the run's end."""
-        records, events = self.records, self.events
-        self.records, self.events = [], []
+        records, events = self.rec.records, self.rec.events
+        self.rec.records, self.rec.events = [], []
         self.steps += 1
         last = last and all(getattr(NODE_TYPES.get(r.node_type), "inline", False) for r in records)
         self.ctx.host.commit(records, events, last=last)
@@ -341,7 +229,7 @@ class _Scheduler:
         self.halt, self.error, self.halt_mono = status, error, self.clock.monotonic()
         if status in INTERRUPTED:
             for _, _, ex in self.timers:
-                self.record(ex, NodeStatus.STOPPED, error=error)
+                self.rec.record(ex, NodeStatus.STOPPED, error=error)
             self.timers.clear()
 
     def drain(self, block: bool) -> bool:
@@ -376,7 +264,7 @@ class _Scheduler:
             got = True
         return got
 
-    def collect(self, ex: _Exec, seq: int, fut: Future[Any], finished: float) -> None:
+    def collect(self, ex: Exec, seq: int, fut: Future[Any], finished: float) -> None:
         if self.inflight.get(ex) != seq or ex.seq != seq:
             return
         del self.inflight[ex]
@@ -398,7 +286,7 @@ class _Scheduler:
             self.attempt(ex)
 
     # -- starting nodes ---------------------------------------------------------------------------
-    def begin(self, frame: _Frame, node_id: str) -> None:
+    def begin(self, frame: Frame, node_id: str) -> None:
         node = frame.topo.nodes[node_id]
         key = frame.prefix + node_id
         preds = list(dict.fromkeys(frame.live_preds[node_id]))
@@ -408,7 +296,7 @@ class _Scheduler:
                 self.complete(frame, node_id, None, None, skipped=True)
                 return
             if journaled.status == NodeStatus.SUCCEEDED and node.compensate is not None:
-                ex = _Exec(frame, node, key)
+                ex = Exec(frame, node, key)
                 ex.index = journaled.index
                 self.completed.append((ex, journaled.output))
             if journaled.port == "error":
@@ -418,7 +306,7 @@ class _Scheduler:
                 return
             self.complete(frame, node_id, journaled.port, journaled.output)
             return
-        ex = _Exec(frame, node, key)
+        ex = Exec(frame, node, key)
         ex.pred = preds[0] if preds else None
         if len(frame.topo.preds[node_id]) > 1:
             ex.upstream = {p: frame.outputs.get(p) for p in preds}
@@ -439,29 +327,29 @@ class _Scheduler:
         else:
             ex.index = self.next_index
             self.next_index += 1
-        ex.scope = _Scope(self, frame, node_id, self.error_for(frame, node_id))
+        ex.scope = Scope(self.run_scope, frame, node_id, self.error_for(frame, node_id))
         if node.run == "skip":
-            self.record(ex, NodeStatus.SKIPPED)
+            self.rec.record(ex, NodeStatus.SKIPPED)
             self.complete(frame, node_id, None, None)
             return
         if not ex.resumed:
-            self.event(NodeStarted, ex, status=NodeStatus.RUNNING)
+            self.rec.event(NodeStarted, ex, status=NodeStatus.RUNNING)
         if node.node_type.container:
             node.node_type.body_start(_Body(self, ex))
             return
         self.attempt(ex)
 
-    def started(self, ex: _Exec) -> None:
-        ex.started_at, ex.started_mono = _utc(self.clock.now()), self.clock.monotonic()
+    def started(self, ex: Exec) -> None:
+        ex.started_at, ex.started_mono = utc(self.clock.now()), self.clock.monotonic()
         ex.started_iso = ex.started_at.isoformat()
 
-    def error_for(self, frame: _Frame, node_id: str) -> Any:
+    def error_for(self, frame: Frame, node_id: str) -> Any:
         for src in frame.topo.error_sources.get(node_id, ()):
             if src in frame.errors:
                 return frame.errors[src]
         return SCOPE_MISSING
 
-    def attempt(self, ex: _Exec) -> None:
+    def attempt(self, ex: Exec) -> None:
         node = ex.node
         timed = node.timeout and not node.node_type.self_timed
         began = self.clock.monotonic() if timed else 0.0
@@ -474,7 +362,7 @@ class _Scheduler:
             # resolving the config is part of the attempt (it cannot be interrupted: it is refused after)
             self.on_failure(ex, NodeTimeout(f"attempt {ex.attempt} timed out after {node.timeout:g} s"))
             return
-        ctx = self.node_context(ex)
+        ctx = node_context(ex, self.ctx, self.values, self.run_scope, lambda: self.halt)
         if node.inline:
             try:
                 result: Any = node.node_type.run(ctx)
@@ -483,7 +371,7 @@ class _Scheduler:
             self.handle(ex, result)
             return
         if ex.attempt == 1 or ex.resumed:
-            self.record(ex, NodeStatus.RUNNING)
+            self.rec.record(ex, NodeStatus.RUNNING)
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=self.ctx.max_workers, thread_name_prefix="weft-node")
         ex.seq += 1
@@ -494,83 +382,19 @@ class _Scheduler:
         fut = self.pool.submit(self.budget.timed, node.node_type.run, ctx)
         fut.add_done_callback(lambda f, ex=ex, seq=seq: self.done_q.put((ex, seq, f, self.clock.monotonic())))
 
-    def node_context(self, ex: _Exec, config: Any = None) -> NodeContext:
-        node, scope = ex.node, ex.scope
-        resolved = ex.inputs
-        raw = node.config if config is None else config
-
-        def resolve(value: Any, path: list[Any] | None = None) -> Any:
-            if config is None:
-                if value is raw:
-                    return resolved
-                if path:
-                    # A part of the config at ``path`` was already resolved before the node ran.
-                    found_raw, found = raw, resolved
-                    try:
-                        for part in path:
-                            found_raw, found = found_raw[part], found[part]
-                    except (KeyError, IndexError, TypeError):
-                        found_raw = None
-                    if found_raw is value:
-                        return found
-            try:
-                return resolve_value(value, scope, self.values, node.static_ids, list(path or []))
-            except ValueError_ as exc:
-                raise value_error(node, exc) from None
-
-        def evaluate_expr(expr: str, names: Mapping[str, Any]) -> Any:
-            try:
-                source = self.values.expand(expr)
-                value_scope = _Scope(self, ex.frame, node.id, scope.error, names) if names else scope
-                return evaluate(compile_expr(source, self.limits), value_scope, self.clock, self.limits)
-            except CelError as exc:
-                raise NodeError(str(exc), code=exc.code) from None
-            except (MacroError, ParamError) as exc:
-                raise NodeError(str(exc), code="expression_error") from None
-
-        return NodeContext(
-            run_id=self.ctx.run_id, node_id=node.id, node_type=node.type, config=raw, scope=scope,
-            receipt_token=ex.token, attempt=ex.attempt, resolve=resolve, evaluate=evaluate_expr,
-            wait=self.make_wait(), emit=ex.events.append,
-            services=self.ctx.services, state=ex.state, timeout=node.timeout, secrets=ex.secrets,
-            upstream=ex.upstream, key=ex.key, title=node.title, clock=self.clock,
-            can_park=self.ctx.can_park, limits=self.limits)
-
-    def make_wait(self) -> Any:
-        ctx, clock = self.ctx, self.clock
-
-        def wait(seconds: float, state: dict[str, Any] | None = None) -> None:
-            if ctx.can_park and seconds > ctx.park_threshold:
-                raise Park(wake_at=clock.now() + seconds, state=state or {})
-            end = clock.monotonic() + seconds
-            while True:
-                if ctx.stop.is_set() or self.halt == OutcomeStatus.STOPPED:
-                    raise RunStopped()
-                if self.halt == OutcomeStatus.TIMEOUT or (ctx.deadline is not None and clock.now() >= ctx.deadline):
-                    raise RunDeadlineExceeded()
-                remaining = end - clock.monotonic()
-                if remaining <= 0:
-                    return
-                tick = min(remaining, 0.2)
-                if ctx.deadline is not None:
-                    tick = max(0.0, min(tick, ctx.deadline - clock.now()))
-                ctx.stop.wait(tick)
-
-        return wait
-
     # -- outcomes ---------------------------------------------------------------------------------
-    def handle(self, ex: _Exec, result: Any) -> None:
+    def handle(self, ex: Exec, result: Any) -> None:
         if ex.secrets:
-            self.secrets.update(s for s in ex.secrets if s)
+            self.rec.secrets.update(s for s in ex.secrets if s)
         if isinstance(result, NodeResult):
             over = self.over_budget(ex, result)
             if over is not None:
                 self.on_failure(ex, over)
                 return
-            self.events.extend(ex.events)
+            self.rec.events.extend(ex.events)
             ex.events = []
-            output = self.redact(result.output)
-            self.record(ex, NodeStatus.SUCCEEDED, port=result.port, output=output, process_data=result.process_data)
+            output = self.rec.redact(result.output)
+            self.rec.record(ex, NodeStatus.SUCCEEDED, port=result.port, output=output, process_data=result.process_data)
             if ex.node.compensate is not None:
                 self.completed.append((ex, result.output))
             self.complete(ex.frame, ex.node.id, result.port, result.output)
@@ -579,23 +403,23 @@ class _Scheduler:
                 self.on_failure(ex, NodeError("this run cannot wait durably", code="cannot_park"))
                 return
             wake_at = self.wake_bound(result.wake_at)
-            self.record(ex, NodeStatus.WAITING, state=result.state, wake_at=wake_at)
+            self.rec.record(ex, NodeStatus.WAITING, state=result.state, wake_at=wake_at)
             self.wakes.append(wake_at)
             if self.halt is None:
                 self.halt = OutcomeStatus.WAITING
         elif isinstance(result, RunStopped):
-            self.record(ex, NodeStatus.STOPPED, error={"code": "stopped", "message": "the run was stopped"})
+            self.rec.record(ex, NodeStatus.STOPPED, error={"code": "stopped", "message": "the run was stopped"})
             self.set_halt(OutcomeStatus.STOPPED, {"code": "stopped", "message": "the run was stopped"})
         elif isinstance(result, RunDeadlineExceeded):
             err = {"code": "timeout", "message": "the run passed its deadline"}
-            self.record(ex, NodeStatus.STOPPED, error=err)
+            self.rec.record(ex, NodeStatus.STOPPED, error=err)
             self.set_halt(OutcomeStatus.TIMEOUT, err)
         elif isinstance(result, NodeError):
             self.on_failure(ex, result)
         else:
             self.on_failure(ex, NodeError(f"{type(result).__name__}: {result}", code="internal_error"))
 
-    def over_budget(self, ex: _Exec, result: NodeResult) -> LimitExceeded | None:
+    def over_budget(self, ex: Exec, result: NodeResult) -> LimitExceeded | None:
         """A result that would cross a budget: an output larger than ``output_bytes`` (the node fails
         and nothing of it is stored: not in the record, not in events), or the run's CPU time."""
         size = json_size_over(result.output, self.limits.output_bytes) if ex.node.node_type.output_budget else None
@@ -609,13 +433,13 @@ class _Scheduler:
             return LimitExceeded(f"nodes.{ex.node.id}: {self.budget.message()}")
         return None
 
-    def finish_stopped(self, ex: _Exec) -> None:
+    def finish_stopped(self, ex: Exec) -> None:
         self.inflight.pop(ex, None)
         ex.seq += 1
         ex.frame.running -= 1
-        self.record(ex, NodeStatus.STOPPED, error=self.error)
+        self.rec.record(ex, NodeStatus.STOPPED, error=self.error)
 
-    def retry_delay(self, ex: _Exec, err: NodeError) -> float | None:
+    def retry_delay(self, ex: Exec, err: NodeError) -> float | None:
         policy = ex.node.retry
         if policy is None or not err.retryable or not policy.allows(ex.attempt):
             return None
@@ -632,18 +456,18 @@ class _Scheduler:
             return wake_at
         return min(wake_at, self.ctx.deadline)
 
-    def on_failure(self, ex: _Exec, err: NodeError) -> None:
-        self.events.extend(ex.events)
+    def on_failure(self, ex: Exec, err: NodeError) -> None:
+        self.rec.events.extend(ex.events)
         ex.events = []
-        error = self.redact(err.as_dict())
+        error = self.rec.redact(err.as_dict())
         delay = self.retry_delay(ex, err)
         if delay is not None and self.halt in (None, OutcomeStatus.WAITING):
-            self.events.append(NodeRetry(self.node_info(ex), "retry", inputs=self.redact(ex.inputs), error=error,
+            self.rec.events.append(NodeRetry(self.rec.node_info(ex), "retry", inputs=self.rec.redact(ex.inputs), error=error,
                                          created_at=ex.started_iso, attempt=ex.attempt, retry_index=ex.attempt,
                                          retry_interval=delay))
             if self.ctx.can_park and (delay > self.ctx.park_threshold or self.halt == OutcomeStatus.WAITING):
                 wake = self.wake_bound(self.clock.now() + delay)
-                self.record(ex, NodeStatus.WAITING, error=error, state={"_retry_attempt": ex.attempt + 1}, wake_at=wake)
+                self.rec.record(ex, NodeStatus.WAITING, error=error, state={"_retry_attempt": ex.attempt + 1}, wake_at=wake)
                 self.wakes.append(wake)
                 self.halt = self.halt or OutcomeStatus.WAITING
                 return
@@ -655,17 +479,17 @@ class _Scheduler:
         if mode in ("continue", "branch"):
             port = "error" if mode == "branch" else None
             output = {"error": error}
-            self.record(ex, NodeStatus.FAILED, port=port, output=output, error=error)
+            self.rec.record(ex, NodeStatus.FAILED, port=port, output=output, error=error)
             if mode == "branch":
                 ex.frame.errors[ex.node.id] = error
             self.complete(ex.frame, ex.node.id, port, output)
             return
-        self.record(ex, NodeStatus.FAILED, error=error)
+        self.rec.record(ex, NodeStatus.FAILED, error=error)
         if mode == "rollback" and ex.frame is self.top:
             self.rollback = True
         self.fail(ex.frame, error, ex.node)
 
-    def fail(self, frame: _Frame, error: dict[str, Any], node: CompiledNode) -> None:
+    def fail(self, frame: Frame, error: dict[str, Any], node: CompiledNode) -> None:
         if frame is self.top:
             if node.on_error == "rollback":
                 self.rollback = True
@@ -675,7 +499,7 @@ class _Scheduler:
             frame.failed = {**error, "node_id": node.id}
         self.maybe_frame_done(frame)
 
-    def complete(self, frame: _Frame, node_id: str, port: str | None, output: Any, skipped: bool = False) -> None:
+    def complete(self, frame: Frame, node_id: str, port: str | None, output: Any, skipped: bool = False) -> None:
         if not skipped:
             frame.outputs[node_id] = output
         frame.remaining -= 1
@@ -689,7 +513,7 @@ class _Scheduler:
                     frame.branches.append(branch)
                     for member in members:
                         frame.branch_of.setdefault(member, []).append(branch)
-                    self.events.append(ParallelBranchStarted(parallel_id, target, _utc(self.clock.now()).isoformat()))
+                    self.rec.events.append(ParallelBranchStarted(parallel_id, target, utc(self.clock.now()).isoformat()))
             for target in targets:
                 frame.pending_in[target] -= 1
                 if live:
@@ -704,23 +528,23 @@ class _Scheduler:
                 branch[2].discard(node_id)
                 if not branch[2]:
                     frame.branches.remove(branch)
-                    self.events.append(ParallelBranchFinished(branch[0], branch[1], NodeStatus.SUCCEEDED,
-                                                              _utc(self.clock.now()).isoformat()))
+                    self.rec.events.append(ParallelBranchFinished(branch[0], branch[1], NodeStatus.SUCCEEDED,
+                                                              utc(self.clock.now()).isoformat()))
         self.maybe_frame_done(frame)
 
-    def skip(self, frame: _Frame, node_id: str) -> None:
+    def skip(self, frame: Frame, node_id: str) -> None:
         key = frame.prefix + node_id
         if key not in self.journal:
             node = frame.topo.nodes[node_id]
-            ex = _Exec(frame, node, key)
+            ex = Exec(frame, node, key)
             ex.index, ex.pred = self.next_index, None
             self.next_index += 1
             ex.token = receipt_token(self.ctx.token_secret, self.ctx.run_id, key)
             self.started(ex)
-            self.record(ex, NodeStatus.SKIPPED)
+            self.rec.record(ex, NodeStatus.SKIPPED)
         self.complete(frame, node_id, None, None, skipped=True)
 
-    def maybe_frame_done(self, frame: _Frame) -> None:
+    def maybe_frame_done(self, frame: Frame) -> None:
         if frame.closed or frame.body is None:
             return
         if frame.remaining == 0 or (frame.failed is not None and frame.running == 0 and
@@ -728,7 +552,7 @@ class _Scheduler:
             frame.closed = True
             frame.body.ended(frame)
 
-    def inflight_frames(self) -> list[tuple[_Frame, _Exec]]:
+    def inflight_frames(self) -> list[tuple[Frame, Exec]]:
         return [(ex.frame, ex) for ex in self.inflight]
 
     # -- rollback ---------------------------------------------------------------------------------
@@ -736,63 +560,24 @@ class _Scheduler:
         done = []
         for ex, output in sorted(self.completed, key=lambda c: c[0].index, reverse=True):
             key = ex.key + "#compensate"
-            comp = _Exec(ex.frame, ex.node, key)
+            comp = Exec(ex.frame, ex.node, key)
             comp.index, comp.pred, comp.attempt = self.next_index, ex.node.id, 1
             self.next_index += 1
             comp.token = receipt_token(self.ctx.token_secret, self.ctx.run_id, key)
             self.started(comp)
-            comp.scope = _Scope(self, ex.frame, ex.node.id, SCOPE_MISSING, {ex.node.id: output})
+            comp.scope = Scope(self.run_scope, ex.frame, ex.node.id, SCOPE_MISSING, {ex.node.id: output})
             try:
                 comp.inputs = resolve_value(ex.node.compensate, comp.scope, self.values)
-                nctx = self.node_context(comp, config=ex.node.compensate)
+                nctx = node_context(comp, self.ctx, self.values, self.run_scope, lambda: self.halt,
+                                    config=ex.node.compensate)
                 ex.node.node_type.compensate(nctx, output)
-                self.record(comp, NodeStatus.SUCCEEDED, process_data={"compensation_of": ex.key})
+                self.rec.record(comp, NodeStatus.SUCCEEDED, process_data={"compensation_of": ex.key})
                 done.append(ex.node.id)
             except Exception as exc:  # a failed compensation is recorded; the others still run
                 err = exc.as_dict() if isinstance(exc, NodeError) else {"code": "internal_error", "message": str(exc)}
-                self.record(comp, NodeStatus.FAILED, error=self.redact(err), process_data={"compensation_of": ex.key})
+                self.rec.record(comp, NodeStatus.FAILED, error=self.rec.redact(err), process_data={"compensation_of": ex.key})
         if self.error is not None:
             self.error = {**self.error, "compensated": done}
-
-    # -- records and events -----------------------------------------------------------------------
-    def redact(self, value: Any) -> Any:
-        return redact(value, self.secrets)
-
-    def record(self, ex: _Exec, status: NodeStatus, *, port: str | None = None, output: Any = None,
-               error: dict[str, Any] | None = None, process_data: dict[str, Any] | None = None,
-               state: dict[str, Any] | None = None, wake_at: float | None = None) -> None:
-        frame = ex.frame
-        final = status != NodeStatus.RUNNING
-        finished = _utc(self.clock.now()) if final else None
-        elapsed = self.clock.monotonic() - ex.started_mono if final else 0.0
-        inputs = self.redact(ex.inputs)
-        self.records.append(NodeRecord(
-            key=ex.key, node_id=ex.node.id, node_type=ex.node.type, title=ex.node.title, status=status,
-            index=ex.index, attempt=ex.attempt, port=port, inputs=inputs, output=output, error=error,
-            process_data=process_data, started_at=ex.started_at, finished_at=finished, elapsed=elapsed,
-            predecessor_node_id=ex.pred,
-            loop_key=frame.body.ex.key if frame.body else None, iteration_index=frame.index,
-            receipt_token=ex.token, state=state, wake_at=wake_at))
-        if status in ANNOUNCED or (status == NodeStatus.SKIPPED and ex.node.run == "skip"):
-            # nodes skipped because no branch reached them are recorded but not announced
-            self.event(NodeFinished, ex, status=status, outputs=output, error=error,
-                       process_data=process_data, elapsed=elapsed, finished_at=finished, port=port)
-
-    def node_info(self, ex: _Exec) -> NodeInfo:
-        frame = ex.frame
-        branches = frame.branch_of.get(ex.node.id)
-        branch = branches[0] if branches else None
-        return NodeInfo(ex.key, ex.node.id, ex.node.type, ex.node.title, ex.index, ex.pred,
-                        frame.body.ex.key if frame.body else None, frame.index,
-                        branch[0] if branch else None, branch[1] if branch else None)
-
-    def event(self, cls: type[NodeEvent], ex: _Exec, *, status: str, outputs: Any = None, error: Any = None,
-              process_data: Any = None, elapsed: float = 0.0, finished_at: datetime | None = None,
-              port: str | None = None) -> None:
-        self.events.append(cls(
-            self.node_info(ex), status, inputs=self.redact(ex.inputs), outputs=self.redact(outputs),
-            process_data=process_data, error=error, elapsed_time=elapsed, port=port, created_at=ex.started_iso,
-            finished_at=finished_at.isoformat() if finished_at else None, attempt=ex.attempt))
 
     def outcome(self) -> RunOutcome:
         outputs: dict[str, Any] = {}
@@ -800,7 +585,7 @@ class _Scheduler:
             value = self.top.outputs.get(end_id)
             if isinstance(value, dict):
                 outputs.update(value)
-        outputs = self.redact(outputs)
+        outputs = self.rec.redact(outputs)
         status = self.halt or OutcomeStatus.SUCCEEDED
         if status == OutcomeStatus.WAITING:
             wakes = [w for w in self.wakes if w is not None]
