@@ -82,12 +82,15 @@ def call_errors(*, team: Team, workflow: Workflow, graph: Any, max_depth: int) -
     targets = {key for key in (_workflow_id(value) for _, _, value in calls) if key is not None}
     known.load(targets - {known.root})
     errors: list[dict[str, str]] = []
+    problems: dict[str, str | None] = {}  # per called workflow: many nodes may call the same one
     for path, node_id, value in calls:
         key = _workflow_id(value)
         if key is None or key not in known.names:
             errors.append({"path": path, "message": f"node {node_id!r}: no workflow {value!r} in this team"})
             continue
-        problem = _chain_problem(known, key, max_depth)
+        if key not in problems:
+            problems[key] = _chain_problem(known, key, max_depth)
+        problem = problems[key]
         if problem:
             errors.append({"path": path, "message": f"node {node_id!r}: {problem}"})
     return errors
