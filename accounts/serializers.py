@@ -5,7 +5,8 @@
   to coerce.
 - ``input_validate``: run an input serializer and return its validated data, or raise DRF's
   ``ValidationError``, which the problem+json handler flattens into ``errors`` with JSON-pointer
-  paths (``/name``, ``/secrets/key``).
+  paths (``/name``, ``/secrets/key``). A body field the serializer does not declare is refused by
+  name (``/app: unknown field (did you mean appId?)``), never silently dropped (API.md).
 - ``ProblemSerializer`` and ``problem_responses``: the error envelope, for the OpenAPI schema.
 - ``ApiTokenAuthenticationScheme``: how the token authentication appears in the schema (either
   header works: ``Authorization: Bearer`` or ``X-API-Key``).
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -38,11 +40,38 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-def input_validate(serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Validated data of ``serializer_class`` for ``data`` (a non-object body is a 400 at ``/``)."""
+def input_validate(serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False,
+                   refuse_unknown: bool = True) -> dict[str, Any]:
+    """Validated data of ``serializer_class`` for ``data`` (a non-object body is a 400 at ``/``).
+    Unknown top-level fields are a 400 naming each one (``refuse_unknown=False`` for query filters,
+    where extra parameters such as cache busters are harmless)."""
     serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
+    unknown = unknown_fields(serializer, data) if refuse_unknown else {}
+    valid = serializer.is_valid()
+    if unknown or not valid:
+        errors = dict(serializer.errors) if not valid else {}
+        raise serializers.ValidationError({**errors, **unknown})
     return dict(serializer.validated_data)
+
+
+# Names other APIs use for a declared field (Dify's ``inputs`` is the native ``params``).
+SYNONYMS = {"inputs": ("params", "payload"), "response_mode": ("mode",), "workflow_id": ("workflowId",),
+            "app_id": ("appId",), "job_id": ("jobId",), "callback_url": ("callbackUrl",)}
+
+
+def unknown_fields(serializer: serializers.Serializer, data: Any) -> dict[str, list[str]]:
+    """``{name: ["unknown field ..."]}`` for each key of ``data`` the serializer does not declare."""
+    if not hasattr(data, "keys"):
+        return {}
+    known = [name for name, field in serializer.fields.items() if not field.read_only]
+    out = {}
+    for name in data.keys():
+        if name in known:
+            continue
+        close = [f for f in SYNONYMS.get(str(name), ()) if f in known] or difflib.get_close_matches(
+            str(name), known, n=1, cutoff=0.5)
+        out[str(name)] = [f"unknown field (did you mean {close[0]}?)" if close else "unknown field"]
+    return out
 
 
 class ProblemErrorSerializer(serializers.Serializer):

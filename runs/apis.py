@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiToken
 from accounts.permissions import request_app_id, request_team
+from accounts.serializers import input_validate
 from config.errors import InvalidInput, NotFound
 from config.fastjson import FastJSONRenderer
 from runs import selectors
@@ -141,20 +142,19 @@ class RunStartApi(APIView):
                                "draft, validated as at publish). `blocking` answers with the finished "
                                "run; `async` answers 202 at once and a worker executes it.")
     def post(self, request: Request) -> Response:
-        data = RunStartIn(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = input_validate(RunStartIn, request.data)
         try:
-            workflow = request_workflow(request, data.validated_data["workflowId"])
+            workflow = request_workflow(request, data["workflowId"])
         except Exception as exc:
             if getattr(exc, "status", None) == 404:
                 raise InvalidInput("Unknown workflow.", errors=[{"path": "/workflowId", "message": "no such workflow"}]) from None
             raise
-        mode = RunMode(data.validated_data["mode"])
+        mode = RunMode(data["mode"])
         # "draft": true runs a frozen snapshot of the saved draft, validated as at publish (400 with the errors).
         version = (draft_snapshot(team=request_team(request), workflow=workflow, created_by=request_user(request))
-                   if data.validated_data["draft"] else None)
-        run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["params"], mode=mode,
-                                     origin=NATIVE, user=data.validated_data["user"], version=version)
+                   if data["draft"] else None)
+        run = run_start_from_request(request, workflow=workflow, inputs=data["params"], mode=mode,
+                                     origin=NATIVE, user=data["user"], version=version)
         if mode == RunMode.ASYNC:
             return Response({"runId": str(run.pk), "status": run.status}, status=202)
         return Response(run_dict(run, list(selectors.node_runs(run=run))))
@@ -305,8 +305,7 @@ class WorkflowTriggerApi(APIView):
                    description="Webhook trigger with a token: the payload becomes the inputs of an async run.")
     def post(self, request: Request, workflow_id: str) -> Response:
         workflow = request_workflow(request, workflow_id)
-        data = WorkflowTriggerIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        run = run_start_from_request(request, workflow=workflow, inputs=data.validated_data["payload"],
+        data = input_validate(WorkflowTriggerIn, request.data)
+        run = run_start_from_request(request, workflow=workflow, inputs=data["payload"],
                                      mode=RunMode.ASYNC, origin=NATIVE_WEBHOOK)
         return Response({"runId": str(run.pk)}, status=202)

@@ -171,7 +171,7 @@ class DeadLetterListApi(APIView):
         params = dict(request.query_params.items())
         if "replayed" in params:
             params["replayed"] = {"true": True, "false": False}.get(params["replayed"], params["replayed"])
-        f = input_validate(self.FilterIn, params)
+        f = input_validate(self.FilterIn, params, refuse_unknown=False)
         rows, next_cursor = deadletters.dead_letter_list(
             team=request_team(request), limit=f["limit"], cursor=f.get("cursor"), replayed=f.get("replayed"),
             workflow_id=f.get("workflowId"),
