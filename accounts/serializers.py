@@ -65,7 +65,7 @@ def unknown_fields(serializer: serializers.Serializer, data: Any) -> dict[str, l
         return {}
     known = [name for name, field in serializer.fields.items() if not field.read_only]
     out = {}
-    for name in data.keys():
+    for name in list(data):
         if name in known:
             continue
         close = [f for f in SYNONYMS.get(str(name), ()) if f in known] or difflib.get_close_matches(
