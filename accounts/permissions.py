@@ -82,11 +82,17 @@ def request_grantor(request: Any) -> tuple[Any, set[str]]:
     return request_user(request), request_scopes(request)
 
 
-def required_scope(view: Any, method: str) -> str | None:
+# Reading runs: ``read`` reads every run the request may reach, ``run`` only the runs its token
+# started (``runs.apis.request_run_owner``; API.md: "run (start, stop, read own runs)").
+RUNS_READ = ("read", "run")
+
+
+def required_scope(view: Any, method: str) -> str | tuple[str, ...] | None:
+    """The scope a view needs for ``method``; a tuple: any one of them."""
     scopes = getattr(view, "required_scopes", None)
     if scopes is None:
         return "read" if method in permissions.SAFE_METHODS else "manage"
-    if isinstance(scopes, str):
+    if isinstance(scopes, str | tuple):
         return scopes
     return scopes.get(method, scopes.get("*"))
 
@@ -105,8 +111,10 @@ class HasScope(permissions.BasePermission):
         if needed is None:
             return True
         have = request_scopes(request)
-        if needed not in have:
+        alternatives = (needed,) if isinstance(needed, str) else needed
+        if not have.intersection(alternatives):
             if not isinstance(request.auth, ApiToken) and request_membership(request) is None:
                 raise exceptions.PermissionDenied("You are not a member of any team.")
-            raise exceptions.PermissionDenied(f"This action needs the '{needed}' scope.")
+            wanted = " or ".join(f"'{s}'" for s in alternatives)
+            raise exceptions.PermissionDenied(f"This action needs the {wanted} scope.")
         return True

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
-from accounts.permissions import request_app_id, request_team
+from accounts.permissions import RUNS_READ, request_app_id, request_scopes, request_team
 from accounts.serializers import input_validate
 from config.errors import InvalidInput, NotFound
 from config.fastjson import FastJSONRenderer
@@ -117,10 +117,27 @@ def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode
                      idempotency=idempotency, run_id=run_id, deadline_seconds=deadline_seconds)
 
 
-def request_run(request: Request, value: Any, *, by: str = "id") -> Any:
+READ_RUNS, MANAGE_RUNS = frozenset({"read"}), frozenset({"manage"})
+
+
+def request_run_owner(request: Request, *, acting: bool = False) -> Any:
+    """The token whose own runs are all this request may reach, or None (no such narrowing).
+
+    API.md: ``run`` is "start, stop, read own runs". A token without ``read`` reads only the runs it
+    started; a token without ``manage`` stops and replays only those (``acting``). Other runs are
+    404, exactly like another team's. Signed-in members act by their role."""
+    token = request_token(request)
+    if token is None:
+        return None
+    return None if (MANAGE_RUNS if acting else READ_RUNS) & request_scopes(request) else token.pk
+
+
+def request_run(request: Request, value: Any, *, by: str = "id", acting: bool = False) -> Any:
     """A run of the request's team, and of its token's app for an app-bound token (else 404), by id,
-    task id or either (``by``, as ``selectors.run_get``). Every dialect looks runs up through here."""
-    return selectors.run_get(team=request_team(request), id=value, app_id=request_app_id(request), by=by)
+    task id or either (``by``, as ``selectors.run_get``), narrowed to the token's own runs as
+    ``request_run_owner`` says (``acting``: to stop or replay it). Every dialect looks runs up here."""
+    return selectors.run_get(team=request_team(request), id=value, app_id=request_app_id(request), by=by,
+                             token_id=request_run_owner(request, acting=acting))
 
 
 def request_workflow(request: Request, workflow_id: Any) -> Any:
@@ -161,7 +178,7 @@ class RunStartApi(APIView):
 
 
 class RunListApi(APIView):
-    required_scopes = "read"
+    required_scopes = RUNS_READ
     app_tokens = True
 
     class FilterIn(serializers.Serializer):
@@ -185,13 +202,13 @@ class RunListApi(APIView):
         rows, next_cursor = selectors.run_list(
             team=request_team(request), limit=f["limit"], cursor=f.get("cursor"), status=f.get("status"),
             workflow_id=f.get("workflowId"), app_id=app_id or f.get("appId"), trigger=f.get("trigger"),
-            since=f.get("since"),
+            since=f.get("since"), token_id=request_run_owner(request),
         )
         return Response({"data": [run_dict(r) for r in rows], "nextCursor": next_cursor})
 
 
 class RunDetailApi(APIView):
-    required_scopes = "read"
+    required_scopes = RUNS_READ
     app_tokens = True
 
     @extend_schema(operation_id="runs_get", tags=["runs"], responses=RunOut)
@@ -207,7 +224,7 @@ class RunStopApi(APIView):
     @extend_schema(operation_id="runs_stop", tags=["runs"], request=None, responses=RunOut,
                    description="Request a stop: the run ends as `stopped` within a second.")
     def post(self, request: Request, run_id: str) -> Response:
-        run = run_stop(team=request_team(request), run=request_run(request, run_id))
+        run = run_stop(team=request_team(request), run=request_run(request, run_id, acting=True))
         return Response(run_dict(run))
 
 
@@ -218,7 +235,7 @@ class RunReplayApi(APIView):
     @extend_schema(operation_id="runs_replay", tags=["runs"], request=None, responses={202: RunAccepted},
                    description="A new async run of the same workflow with the same inputs, linked to this one.")
     def post(self, request: Request, run_id: str) -> Response:
-        run = run_replay(team=request_team(request), run=request_run(request, run_id),
+        run = run_replay(team=request_team(request), run=request_run(request, run_id, acting=True),
                          token=request_token(request), created_by=request_user(request))
         return Response({"runId": str(run.pk), "status": run.status}, status=202)
 
@@ -265,7 +282,7 @@ def last_event_id(request: Request) -> int:
 
 
 class RunEventsApi(APIView):
-    required_scopes = "read"
+    required_scopes = RUNS_READ
     app_tokens = True
     renderer_classes = [FastJSONRenderer, EventStreamRenderer]
 

@@ -15,15 +15,18 @@ from config.errors import InvalidInput, NotFound
 from runs.models import NodeRun, Run, RunEvent
 
 
-def _runs(team: Team, app_id: Any) -> QuerySet[Run]:
-    """The team's runs, narrowed to ``app_id`` when given (an app-bound token's reach)."""
+def _runs(team: Team, app_id: Any, token_id: Any = None) -> QuerySet[Run]:
+    """The team's runs, narrowed to ``app_id`` when given (an app-bound token's reach) and to the
+    runs ``token_id`` started when given (a token whose scopes reach only its own runs)."""
     qs = Run.objects.filter(team=team).select_related("workflow", "app", "version")
-    return qs.filter(app_id=app_id) if app_id is not None else qs
+    qs = qs.filter(app_id=app_id) if app_id is not None else qs
+    return qs.filter(token_id=token_id) if token_id is not None else qs
 
 
-def run_get(*, team: Team, id: Any, app_id: Any = None, by: str = "id") -> Run:
-    """A run by its id (``by="id"``), its task id (``"task"``) or either (``"any"``); else NotFound."""
-    qs, text = _runs(team, app_id), str(id)
+def run_get(*, team: Team, id: Any, app_id: Any = None, by: str = "id", token_id: Any = None) -> Run:
+    """A run by its id (``by="id"``), its task id (``"task"``) or either (``"any"``); else NotFound
+    (also for a run ``token_id``, when given, did not start)."""
+    qs, text = _runs(team, app_id, token_id), str(id)
     if by == "id":
         return row_get(qs, "Run", pk=text)
     if by == "task":
@@ -67,10 +70,12 @@ def cursor_decode(cursor: str) -> tuple[datetime, str]:
 
 def run_filter(
     *, team: Team, status: str | None = None, workflow_id: Any = None, app_id: Any = None,
-    trigger: str | None = None, since: datetime | None = None,
+    trigger: str | None = None, since: datetime | None = None, token_id: Any = None,
 ) -> QuerySet[Run]:
-    """The team's runs matching the runs-list filters (unordered)."""
+    """The team's runs matching the runs-list filters (unordered); ``token_id``: only the runs it started."""
     qs = Run.objects.filter(team=team)
+    if token_id is not None:
+        qs = qs.filter(token_id=token_id)
     if status:
         qs = qs.filter(status=status)
     if workflow_id:
@@ -87,11 +92,12 @@ def run_filter(
 def run_list(
     *, team: Team, limit: int = 50, cursor: str | None = None, status: str | None = None,
     workflow_id: Any = None, app_id: Any = None, trigger: str | None = None, since: datetime | None = None,
+    token_id: Any = None,
 ) -> tuple[list[Run], str | None]:
     """A page of the team's runs, newest first, and the cursor of the next page (stable under inserts:
     the cursor is the (created_at, id) of the last row, so new runs never shift a page)."""
     qs = run_filter(team=team, status=status, workflow_id=workflow_id, app_id=app_id, trigger=trigger,
-                    since=since).select_related("workflow")
+                    since=since, token_id=token_id).select_related("workflow")
     return keyset_page(qs, limit=limit, cursor=cursor)
 
 

@@ -39,7 +39,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import request_team
+from accounts.permissions import RUNS_READ, request_team
 from config.errors import InvalidInput, NotFound
 from config.exceptions import error_normalize
 from runs.apis import request_run, run_start_from_request
@@ -336,7 +336,7 @@ class CozeAsyncRunApi(CozeView):
 
 
 class CozeTaskApi(CozeView):
-    required_scopes = "read"
+    required_scopes = RUNS_READ
 
     @extend_schema(operation_id="coze_task", tags=[TAG], responses={(200, JSON): CozeTaskOut, **_ERRORS})
     def get(self, request: Request, task_id: str) -> Response:
@@ -370,7 +370,7 @@ class CozeCancelApi(CozeView):
                                "for a run that had ended; an unknown run (or another team's) is 404 `not_found`.")
     def post(self, request: Request, run_id: str) -> Response:
         try:
-            run = request_run(request, run_id, by="any")
+            run = request_run(request, run_id, by="any", acting=True)
         except NotFound:
             return Response({"status": "not_found", "run_id": run_id, "message": "run not found"}, status=404)
         if run.is_final:

@@ -23,11 +23,11 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import request_team
+from accounts.permissions import RUNS_READ, request_team
 from config.errors import InvalidInput, NotFound
 from config.exceptions import error_normalize
 from runs import selectors
-from runs.apis import request_run, request_user, run_start_from_request
+from runs.apis import request_run, request_run_owner, request_user, run_start_from_request
 from runs.dialects.common import (
     DialectView,
     app_entry_workflow,
@@ -363,7 +363,7 @@ class DifyTaskStopApi(DifyView):
         body = DifyStopIn(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            run = request_run(request, task_id, by="task")
+            run = request_run(request, task_id, by="task", acting=True)
         except NotFound:
             run = None  # Dify answers success for a task it does not know (or another app's)
         if run is not None and (not run.user or body.validated_data["user"] == run.user):
@@ -379,7 +379,7 @@ class DifyTaskStopLegacyApi(DifyTaskStopApi):
 
 
 class DifyWorkflowRunDetailApi(DifyView):
-    required_scopes = "read"
+    required_scopes = RUNS_READ
 
     @extend_schema(operation_id="dify_workflows_run_detail", tags=[TAG], responses={(200, JSON): DifyRunDetailOut, **_ERRORS})
     def get(self, request: Request, workflow_run_id: str) -> Response:
@@ -429,7 +429,7 @@ def dify_log_entry(run: Run, exceptions_count: int = 0) -> dict[str, Any]:
 
 
 class DifyWorkflowLogsApi(DifyView):
-    required_scopes = "read"
+    required_scopes = RUNS_READ
 
     @extend_schema(operation_id="dify_workflows_logs", tags=[TAG], parameters=[DifyLogsIn],
                    responses={(200, JSON): inline_serializer("DifyLogPage", {
@@ -443,6 +443,9 @@ class DifyWorkflowLogsApi(DifyView):
         f = query.validated_data
         qs = Run.objects.filter(team_id=app.team_id, app=app, parent_run__isnull=True, draft=False).select_related(
             "version", "created_by")
+        owner = request_run_owner(request)
+        if owner is not None:  # a token without read: the runs it started
+            qs = qs.filter(token_id=owner)
         if f.get("created_by_end_user_session_id"):
             qs = qs.filter(user=f["created_by_end_user_session_id"])
         if f.get("created_by_account"):

@@ -23,8 +23,9 @@ import pytest
 import requests
 from rest_framework.test import APIClient
 
-from accounts.models import ALL_SCOPES, Team
+from accounts.models import ALL_SCOPES, ApiToken, Team
 from accounts.services import token_create
+from accounts.tokens import token_split
 from runs.models import Run
 from tests.conftest import app_make, published_make, unique
 from tests.support.processes import daphne, stop
@@ -115,6 +116,10 @@ class RunEnv:
     workflow: Workflow
     app_token: str  # bound to ``app``: the Dify and Coze dialects run its entry workflow
     team_token: str  # every scope, no app
+
+    def app_token_row(self) -> ApiToken:
+        """The ``ApiToken`` of ``app_token``: runs a test writes directly as started by it."""
+        return ApiToken.objects.get(prefix=token_split(self.app_token)[0])
 
     def client(self, token: str | None = None) -> APIClient:
         client = APIClient()

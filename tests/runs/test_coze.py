@@ -131,7 +131,7 @@ def test_async_run_then_task(run_env: RunEnv) -> None:
 
 def test_task_status_mapping_and_cancel(run_env: RunEnv) -> None:
     run = run_create(team=run_env.team, workflow=run_env.workflow, inputs={"name": "c"}, mode="async",
-                     dialect="coze")
+                     dialect="coze", token=run_env.app_token_row())  # a run token cancels its own runs
     client = run_env.client()
     response = client.post(f"/cancel/{run.pk}")
     assert response.status_code == 200

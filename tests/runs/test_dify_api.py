@@ -112,8 +112,9 @@ def test_missing_scope_is_forbidden(run_env: RunEnv) -> None:
 
 
 def _pending_run(env: RunEnv, *, user: str = "alice", mode: str = "async") -> Run:
+    # Started by the app token: a run token stops only the runs it started (API.md).
     return run_create(team=env.team, workflow=env.workflow, inputs={"name": "P"}, mode=mode, dialect="dify",
-                      user=user)
+                      user=user, token=env.app_token_row())
 
 
 @pytest.mark.parametrize("path", ["/v1/workflows/tasks/{task_id}/stop", "/v1/workflows/{task_id}/stop"])
