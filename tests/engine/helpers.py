@@ -1,9 +1,12 @@
-"""Test helpers for the engine: a fake host journaling in memory, graph builders, a counting node."""
+"""Test helpers for the engine: a fake host journaling in memory, graph builders, a counting node, and
+what a run left behind (``Ran``)."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -120,3 +123,28 @@ def run(graph: dict[str, Any] | CompiledGraph, inputs: dict[str, Any] | None = N
                      business_time=ctx_kwargs.pop("business_time", BUSINESS_TIME), host=host,
                      token_secret=b"secret", **ctx_kwargs)
     return run_graph(compiled, ctx), host
+
+
+@dataclass
+class Ran:
+    """One run's outcome and the host it committed to."""
+
+    outcome: RunOutcome
+    host: FakeHost
+
+    def record(self, key: str) -> NodeRecord:
+        return self.host.records[key]
+
+    def events(self, key: str) -> list[tuple[str, str | None]]:
+        """``(event type, status)`` of the events about the node execution ``key``, in order."""
+        return [(str(e.type), e.data.get("status")) for e in self.host.events if e.data.get("key") == key]
+
+    def keys(self, status: str) -> list[str]:
+        """The node execution keys recorded with ``status``, in the order they were first run."""
+        return [r.key for r in sorted(self.host.records.values(), key=lambda r: r.index) if r.status == status]
+
+
+# What the fixtures of ``tests/engine/nodes/conftest.py`` hand a test.
+RunFn = Callable[..., Ran]
+Build = Callable[..., dict[str, Any]]
+Problems = Callable[..., list[tuple[str, str]]]

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NodeError", "NodeTimeout", "LimitExceeded", "RunStopped", "RunDeadlineExceeded", "Park", "NodeResult",
            "NodeContext", "NodeType", "ConfigChecker", "Reference", "TEMPLATE_MARKERS", "BodyHost", "BodyResult", "Services", "NullServices",
-           "Clock"]
+           "Clock", "pointer_part"]
 
 
 # Anything the value resolver expands inside a string: templates, parameters, time macros. A config
@@ -180,6 +180,11 @@ class BodyHost(Protocol):
     def fail(self, error: NodeError) -> None: ...
 
 
+def pointer_part(part: Any) -> str:
+    """One reference token of a JSON pointer (RFC 6901: ``~`` as ``~0``, ``/`` as ``~1``)."""
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
 class NodeType:
     """Base class of node types. Subclasses set the class attributes and implement ``run``."""
 
@@ -243,8 +248,7 @@ class NodeType:
         fields of ``expressions``."""
         checker.check_value(config, pointer, scope)
         for path, source in self.expressions(config):
-            checker.check_expression(source, pointer + "".join("/" + str(p).replace("~", "~0").replace("/", "~1")
-                                                               for p in path), scope)
+            checker.check_expression(source, pointer + "".join("/" + pointer_part(p) for p in path), scope)
         return None
 
     def run(self, ctx: NodeContext) -> NodeResult:

@@ -37,13 +37,17 @@ class ConditionNode(NodeType):
 
     def ports(self, config: Mapping[str, Any]) -> list[str]:
         cases = config.get("cases") if isinstance(config, Mapping) else None
-        ids = [c["id"] for c in cases or [] if isinstance(c, Mapping) and isinstance(c.get("id"), str)]
+        ids = [c["id"] for c in (cases if isinstance(cases, list) else []) if isinstance(c, Mapping) and isinstance(c.get("id"), str)]
         return [*ids, "else"]
 
     def validate(self, config: Mapping[str, Any], path: str) -> list[dict[str, str]]:
-        errors, seen = [], set()
-        for i, case in enumerate(config.get("cases") or []):
+        errors: list[dict[str, str]] = []
+        seen: set[str] = set()
+        cases = config.get("cases")
+        for i, case in enumerate(cases if isinstance(cases, list) else []):
             case_id = case.get("id") if isinstance(case, Mapping) else None
+            if not isinstance(case_id, str):
+                continue  # the config schema reports it
             if case_id == "else" or case_id == "error":
                 errors.append({"path": f"{path}/cases/{i}/id", "message": f"case id {case_id!r} is reserved"})
             elif case_id in seen:
@@ -52,7 +56,8 @@ class ConditionNode(NodeType):
         return errors
 
     def expressions(self, config: Mapping[str, Any]) -> list[tuple[list[Any], str]]:
-        return [(["cases", i, "when"], c["when"]) for i, c in enumerate(config.get("cases") or [])
+        cases = config.get("cases")
+        return [(["cases", i, "when"], c["when"]) for i, c in enumerate(cases if isinstance(cases, list) else [])
                 if isinstance(c, Mapping) and isinstance(c.get("when"), str)]
 
     def run(self, ctx: NodeContext) -> NodeResult:

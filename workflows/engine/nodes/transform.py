@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from workflows.engine.jsonpaths import JsonPathError, compile_path, evaluate_path
 from workflows.engine.macros import is_macro_at_start
-from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType
+from workflows.engine.nodes.base import NodeContext, NodeError, NodeResult, NodeType, pointer_part
 from workflows.engine.values import format_path
 
 
@@ -42,7 +42,7 @@ class TransformNode(NodeType):
                     errors.append({"path": pointer, "message": str(exc)})
             elif isinstance(value, dict):
                 for k, v in value.items():
-                    walk(v, f"{pointer}/{k}")
+                    walk(v, f"{pointer}/{pointer_part(k)}")
             elif isinstance(value, list):
                 for i, v in enumerate(value):
                     walk(v, f"{pointer}/{i}")
