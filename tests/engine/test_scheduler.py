@@ -161,24 +161,6 @@ def test_deadline_ends_run_as_timeout() -> None:
     assert outcome.status == "timeout" and host.status("wait") == "stopped"
 
 
-def test_park_and_resume_delay() -> None:
-    graph = compile_test(chain({"id": "wait", "type": "delay", "config": {"seconds": 6}},
-                               {"id": "after", "type": "count", "config": {"value": 7}},
-                               end_config={"outputs": {"v": "{{ after }}"}}))
-    before = time.time()
-    outcome, host = run(graph, can_park=True)
-    assert outcome.status == "waiting"
-    assert before + 6 <= outcome.wake_at <= time.time() + 6
-    record = host.records["wait"]
-    assert record.status == "waiting" and record.state["until"] == pytest.approx(outcome.wake_at, abs=0.01)
-    # resume "later": the saved target is now in the past, so the delay finishes at once
-    record.state = {**record.state, "until": time.time() - 1}
-    outcome, host = run(graph, host=host, can_park=True)
-    assert outcome.status == "succeeded" and outcome.outputs == {"v": 7}
-    assert EXECUTIONS["start"] == 0 and EXECUTIONS["after"] == 1
-    assert host.status("wait") == "succeeded"
-
-
 def test_loop_parallel_keeps_item_order_and_journals_body_keys() -> None:
     graph = chain({"id": "lp", "type": "loop", "config": {
         "items": "{{ inputs.xs }}", "parallelism": 3,

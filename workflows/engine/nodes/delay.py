@@ -43,7 +43,7 @@ class DelayNode(NodeType):
         (or a string that is no template) must be a finite number at least 0, ``attempt`` an
         integer; a literal ``min`` may not exceed ``max``."""
         mode = config.get("mode", "fixed")
-        if mode not in _FIELDS:
+        if not isinstance(mode, str) or mode not in _FIELDS:
             return []  # the schema reports it
         errors = [{"path": f"{path}/{name}", "message": f"required when mode is {mode!r}"}
                   for name, default in _FIELDS[mode].items() if default is None and name not in config]
@@ -78,7 +78,7 @@ class DelayNode(NodeType):
     def seconds(config: Mapping[str, Any]) -> float:
         """The planned wait of a resolved config; ``ValueError("field: problem")`` when it has none."""
         mode = config.get("mode", "fixed")
-        if mode not in _FIELDS:
+        if not isinstance(mode, str) or mode not in _FIELDS:
             raise ValueError(f"mode: unknown mode {mode!r}")
         for name, default in _FIELDS[mode].items():
             if default is None and name not in config:
