@@ -221,9 +221,11 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {
             "BearerToken": {"type": "http", "scheme": "bearer"},
             "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        }
+        },
+        # An async step's callback body: any JSON object, or problem+json (runs.apis.CallbackApi).
+        "schemas": {"CallbackResult": {"type": "object", "additionalProperties": True,
+                                       "description": "The step's result (JSON), or problem+json for a failure"}},
     },
-    "SECURITY": [{"BearerToken": []}, {"ApiKey": []}],
     "ENUM_NAME_OVERRIDES": {"TriggerKindEnum": "workflows.models.TriggerKind",
                             "CredentialKindEnum": "accounts.models.CredentialKind"},
 }

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiToken
 from accounts.permissions import RUNS_READ, request_app_id, request_scopes, request_team
-from accounts.serializers import input_validate
+from accounts.serializers import input_validate, problem_responses
 from config.errors import InvalidInput, NotFound
 from config.fastjson import FastJSONRenderer
 from runs import selectors
@@ -154,7 +154,7 @@ class RunStartApi(APIView):
     app_tokens = True
 
     @extend_schema(operation_id="runs_start", tags=["runs"], request=RunStartIn,
-                   responses={200: RunOut, 202: RunAccepted},
+                   responses={200: RunOut, 202: RunAccepted, **problem_responses(400, 404, 409, 413, 429)},
                    description="Start a run of the workflow's active version (or, with `draft: true`, of its saved "
                                "draft, validated as at publish). `blocking` answers with the finished "
                                "run; `async` answers 202 at once and a worker executes it.")
@@ -191,7 +191,9 @@ class RunListApi(APIView):
         since = serializers.DateTimeField(required=False)
 
     @extend_schema(operation_id="runs_list", tags=["runs"], parameters=[FilterIn],
-                   responses=inline_serializer("RunPage", {"data": RunOut(many=True), "nextCursor": serializers.CharField(allow_null=True)}))
+                   responses={200: inline_serializer("RunPage", {"data": RunOut(many=True),
+                                                                 "nextCursor": serializers.CharField(allow_null=True)}),
+                              **problem_responses(400, 429)})
     def get(self, request: Request) -> Response:
         filters = self.FilterIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -211,7 +213,7 @@ class RunDetailApi(APIView):
     required_scopes = RUNS_READ
     app_tokens = True
 
-    @extend_schema(operation_id="runs_get", tags=["runs"], responses=RunOut)
+    @extend_schema(operation_id="runs_get", tags=["runs"], responses={200: RunOut, **problem_responses(404, 429)})
     def get(self, request: Request, run_id: str) -> Response:
         run = request_run(request, run_id)
         return Response(run_dict(run, list(selectors.node_runs(run=run))))
@@ -221,7 +223,8 @@ class RunStopApi(APIView):
     required_scopes = "run"
     app_tokens = True
 
-    @extend_schema(operation_id="runs_stop", tags=["runs"], request=None, responses=RunOut,
+    @extend_schema(operation_id="runs_stop", tags=["runs"], request=None,
+                   responses={200: RunOut, **problem_responses(404, 429)},
                    description="Request a stop: the run ends as `stopped` within a second.")
     def post(self, request: Request, run_id: str) -> Response:
         run = run_stop(team=request_team(request), run=request_run(request, run_id, acting=True))
@@ -232,13 +235,17 @@ class RunReplayApi(APIView):
     required_scopes = "run"
     app_tokens = True
 
-    @extend_schema(operation_id="runs_replay", tags=["runs"], request=None, responses={202: RunAccepted},
+    @extend_schema(operation_id="runs_replay", tags=["runs"], request=None,
+                   responses={202: RunAccepted, **problem_responses(404, 409, 429)},
                    description="A new async run of the same workflow with the same inputs, linked to this one.")
     def post(self, request: Request, run_id: str) -> Response:
         run = run_replay(team=request_team(request), run=request_run(request, run_id, acting=True),
                          token=request_token(request), created_by=request_user(request))
         return Response({"runId": str(run.pk), "status": run.status}, status=202)
 
+
+
+CALLBACK_RESULT = {"$ref": "#/components/schemas/CallbackResult"}
 
 
 class CallbackApi(APIView):
@@ -249,8 +256,10 @@ class CallbackApi(APIView):
     parser_classes: list = []
 
     @extend_schema(operation_id="callbacks_receive", tags=["runs"], auth=[],
-                   request={"application/json": dict, "application/problem+json": dict},
-                   responses={200: inline_serializer("CallbackAccepted", {"accepted": serializers.BooleanField()})},
+                   # one component (config.settings APPEND_COMPONENTS) for both media types: one body model
+                   request={"application/json": CALLBACK_RESULT, "application/problem+json": CALLBACK_RESULT},
+                   responses={200: inline_serializer("CallbackAccepted", {"accepted": serializers.BooleanField()}),
+                              **{s: r for s, r in problem_responses(400, 404, 413).items() if s not in (401, 403)}},
                    description="Result of an async HTTP step: a JSON object (success) or application/problem+json "
                                "(failure). The first callback wins; repeats get 200 with accepted=false.")
     def post(self, request: Request, run_id: str, node_id: str, receipt_token: str) -> Response:
@@ -295,7 +304,8 @@ class RunEventsApi(APIView):
         responses={(200, "text/event-stream"): OpenApiResponse(
             RunEventOut, description="SSE: `id: <seq>`, `event: <type>`, `data: {seq, type, data, createdAt}`; the "
                                      "log from Last-Event-ID on, then live; ends after `run_finished`; `: ping` "
-                                     "comments keep the connection open.")},
+                                     "comments keep the connection open."),
+            **{(s, "application/problem+json"): r for s, r in problem_responses(400, 404, 429).items()}},
         description="The run's event log from `Last-Event-ID` on, then its live events.")
     def get(self, request: Request, run_id: str) -> Any:
         run = request_run(request, run_id)
@@ -318,7 +328,8 @@ class WorkflowTriggerApi(APIView):
     app_tokens = True
 
     @extend_schema(operation_id="workflows_trigger", tags=["runs"], request=WorkflowTriggerIn,
-                   responses={202: inline_serializer("TriggerAccepted", {"runId": serializers.UUIDField()})},
+                   responses={202: inline_serializer("TriggerAccepted", {"runId": serializers.UUIDField()}),
+                              **problem_responses(400, 404, 409, 413, 429)},
                    description="Webhook trigger with a token: the payload becomes the inputs of an async run.")
     def post(self, request: Request, workflow_id: str) -> Response:
         workflow = request_workflow(request, workflow_id)

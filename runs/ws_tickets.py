@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiToken
 from accounts.permissions import request_team
+from accounts.serializers import problem_responses
 
 TICKET_SECONDS = 60
 _PREFIX = "weft:ws-ticket:"
@@ -53,7 +54,8 @@ class WsTicketApi(APIView):
     app_tokens = True  # the sockets narrow an app-bound token's ticket to its app (runs.consumers)
 
     @extend_schema(
-        operation_id="ws_tickets_create", tags=["runs"], request=None, responses={201: WsTicketOut},
+        operation_id="ws_tickets_create", tags=["runs"], request=None,
+        responses={201: WsTicketOut, **problem_responses(429)},
         description="A short-lived, single-use ticket for the websockets: open "
                     "`/ws/runs/{run_id}/?after=<seq>&ticket=<ticket>` or `/ws/runs/?ticket=<ticket>`. "
                     "Never put the API token itself in a URL.",

@@ -78,3 +78,31 @@ def test_docs_pages_load_local_assets_only(client_anon: APIClient, url: str) -> 
     assert not external, f"{url} references remote assets: {external}"
     for asset in re.findall(r"""(?:src|href)=["'](/static/[^"']+)["']""", html):
         assert Path(asset).suffix in {".js", ".css", ".png", ".ico", ".svg"}
+
+
+def test_each_security_scheme_is_listed_once_per_operation(schema: dict[str, Any]) -> None:
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            names = [name for requirement in operation.get("security", []) for name in requirement]
+            assert len(names) == len(set(names)), f"{method} {path}: {operation.get('security')}"
+
+
+def test_every_response_has_one_media_type_and_streams_are_only_sse(schema: dict[str, Any]) -> None:
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                content = response.get("content", {})
+                assert len(content) <= 1, f"{method} {path} {status}: {list(content)}"
+    for path in ("/api/v1/runs/{run_id}/events", "/stream_run", "/run/stream"):
+        operation = next(iter(schema["paths"][path].values()))
+        assert list(operation["responses"]["200"]["content"]) == ["text/event-stream"], path
+
+
+@pytest.mark.parametrize("path,method", [
+    ("/api/v1/workflows/run", "post"), ("/api/v1/runs", "get"), ("/api/v1/runs/{run_id}", "get"),
+    ("/api/v1/runs/{run_id}/stop", "post"), ("/api/v1/runs/{run_id}/replay", "post"),
+    ("/api/v1/runs/{run_id}/events", "get"), ("/api/v1/workflows/{workflow_id}/trigger", "post")])
+def test_native_run_endpoints_document_their_errors(schema: dict[str, Any], path: str, method: str) -> None:
+    responses = schema["paths"][path][method]["responses"]
+    assert {"401", "403", "429"} <= set(responses), responses.keys()
+    assert {"400", "404"} & set(responses)
