@@ -9,15 +9,23 @@ downstream meets what no database stores or what the parser cannot hold:
 - a lone surrogate such as ``"\\ud800"`` (no UTF-8 encoding exists for it: SQLite, PostgreSQL and
   every response renderer fail on it), in a value or in a key.
 Each refusal is ``InvalidInput`` naming the place as a JSON pointer, raised before anything is written.
+
+The URL and the headers are input too: ``UnstorableRequestMiddleware`` answers 400 to a NUL
+(``%00``) in the path, the query string or a header value before any view looks a row up by it
+(on PostgreSQL ``/hooks/abc%00`` was a 500). Form fields refuse NUL themselves (Django's
+``ProhibitNullCharactersValidator``), and no decoded URL or form holds a lone surrogate.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.http import HttpRequest, JsonResponse
 from rest_framework.parsers import JSONParser
 
 from config.errors import InvalidInput
@@ -104,3 +112,46 @@ class CheckedJSONParser(JSONParser):
         except RecursionError:
             raise _too_deep("/") from None
         return json_input_check(value)
+
+
+def _request_nul(request: HttpRequest) -> str | None:
+    """Where the request carries a NUL character (``path``, ``query`` or the header's name), or None."""
+    if "\x00" in request.path:
+        return "path"
+    if any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()):
+        return "query"
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            return key[5:].replace("_", "-").title()
+    return None
+
+
+class UnstorableRequestMiddleware:
+    """400 (problem+json, naming the place) for a NUL character in the URL or a header."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def refusal(self, request: HttpRequest) -> JsonResponse | None:
+        where = _request_nul(request)
+        if where is None:
+            return None
+        message = "contains a NUL character"
+        return JsonResponse({"type": "about:blank", "title": "Bad Request", "status": 400, "code": "invalid_input",
+                             "detail": f"The request's {where} {message}.",
+                             "errors": [{"path": f"/{where}", "message": message}]},
+                            status=400, content_type="application/problem+json")
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        return self.refusal(request) or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> Any:
+        return self.refusal(request) or await self.get_response(request)

@@ -101,6 +101,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "runs.limits.BodySizeLimitMiddleware",  # 413 before anything reads an oversized body
+    "config.jsoninput.UnstorableRequestMiddleware",  # 400 for a NUL in the URL or a header
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

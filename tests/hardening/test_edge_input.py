@@ -214,3 +214,25 @@ def test_live_dify_streaming_with_a_lone_surrogate_answers_400_and_writes_no_run
     assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["path"] == "/"
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method,url,where", [
+    ("POST", "/hooks/abc%00def", "/path"), ("GET", "/api/v1/offline/jobs/a%00b", "/path"),
+    ("GET", "/api/v1/runs?trigger=a%00b", "/query"), ("POST", "/api/v1/callbacks/x/y/z%00", "/path"),
+    ("GET", "/settings/tokens/?q=%00", "/query"),
+])
+def test_a_nul_in_the_url_is_a_400_on_every_database(client_a: APIClient, env: dict[str, Any], method: str,
+                                                     url: str, where: str) -> None:
+    problem = assert_bad_input(client_a, method, url, None, {where}, raw="{}")
+    assert "NUL" in problem["detail"]
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_header_is_a_400(client_a: APIClient, env: dict[str, Any]) -> None:
+    before = Run.objects.count()
+    response = client_a.post("/api/v1/workflows/run", {"workflowId": env["workflow"], "params": {"name": "x"}},
+                             format="json", HTTP_IDEMPOTENCY_KEY="k\x00y")
+    assert response.status_code == 400 and response.json()["errors"] == [
+        {"path": "/Idempotency-Key", "message": "contains a NUL character"}]
+    assert Run.objects.count() == before
