@@ -1,5 +1,6 @@
 """Budgets the engine enforces (WORKFLOW_FORMAT.md "Limits"): expressions scanned before CEL,
-Rust panics contained, regexes on RE2, loop items, stored output size, run CPU time, timeouts."""
+Rust panics contained, regexes on RE2, stored output size, run CPU time, timeouts (loop items: in
+``tests/engine/nodes/test_loop.py``)."""
 
 from __future__ import annotations
 
@@ -135,23 +136,6 @@ def test_jsonpath_filters_run_on_re2() -> None:
     with pytest.raises(JsonPathError) as caught:
         evaluate_path("$.users[?@.name =~ /a/].name", data, Limits(regex_subject_bytes=2))
     assert caught.value.code == "limit_exceeded"
-
-
-def loop_graph(n: int) -> dict:
-    return chain({"id": "each", "type": "loop", "config": {
-        "items": "{{ inputs.items }}", "body": {"nodes": [{"id": "b", "type": "transform",
-                                                          "config": {"mapping": {"v": "{{ item }}"}}}]}}},
-        inputs={"items": {"type": "array"}})
-
-
-def test_loop_items_budget() -> None:
-    outcome, host = run(loop_graph(0), {"items": list(range(11))}, limits=Limits(loop_items=10))
-    assert outcome.status == "failed"
-    assert outcome.error["code"] == "limit_exceeded"
-    assert outcome.error["message"] == "nodes.each.config.items: 11 items; the limit is 10 (WEFT_MAX_LOOP_ITEMS)"
-    assert not [k for k in host.records if k.startswith("each[")]  # no item ran
-    outcome, _ = run(loop_graph(0), {"items": list(range(10))}, limits=Limits(loop_items=10))
-    assert outcome.status == "succeeded"
 
 
 def test_stored_output_budget_fails_the_node_and_stores_nothing_of_it() -> None:

@@ -79,6 +79,7 @@ class _Body:
         self.limits = sched.limits
         self.state: Any = None
         self.frames: dict[int, Frame] = {}
+        sched.containers.append(self)  # open until it succeeds or fails
 
     def resolve(self, value: Any, path: list[Any]) -> Any:
         try:
@@ -119,9 +120,11 @@ class _Body:
         self.frames.pop(result.index, None)
 
     def succeed(self, output: Any) -> None:
+        self.sched.containers.remove(self)
         self.sched.handle(self.ex, NodeResult(output=output))
 
     def fail(self, error: NodeError) -> None:
+        self.sched.containers.remove(self)
         self.sched.on_failure(self.ex, error)
 
 
@@ -155,6 +158,7 @@ class _Scheduler:
         self.wakes: list[float | None] = []
         self.steps = 0
         self.top = Frame(graph, "", None)
+        self.containers: list[_Body] = []  # container executions not ended yet
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> RunOutcome:
@@ -180,6 +184,8 @@ class _Scheduler:
                     for ex in list(self.inflight):
                         self.finish_stopped(ex)
                 done = not self.inflight and not self.timers and (self.halt is not None or not self.ready)
+                if done and self.halt in ENDED:
+                    self.stop_containers()
                 if self.rec.records or self.rec.events:
                     self.commit(last=done and not (self.halt == OutcomeStatus.FAILED and self.rollback))
                 if done:
@@ -205,6 +211,16 @@ class _Scheduler:
             for frame, node_id in batch:
                 if frame.failed is None:
                     self.begin(frame, node_id)
+
+    def stop_containers(self) -> None:
+        """A run that ended (stopped, timed out, or failed elsewhere) while a container was still
+        running its bodies: the container is recorded ``stopped`` (with the run's error when the run
+        was stopped or timed out), not left ``running`` in a finished run."""
+        error = self.error if self.halt in INTERRUPTED else {
+            "code": "stopped", "message": "the run failed before this node finished"}
+        for body in reversed(self.containers):  # innermost first
+            self.rec.record(body.ex, NodeStatus.STOPPED, error=error)
+        self.containers.clear()
 
     def commit(self, last: bool = False) -> None:
         """Hand the step to the host. ``last`` (no step follows and every node in it is inline, so
