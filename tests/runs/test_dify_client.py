@@ -122,3 +122,24 @@ def test_stream_with_a_skipped_node_a_loop_parallel_branches_and_an_exception(
     assert typed(events[-1]).status == models.WorkflowStatus.SUCCEEDED
     assert typed(events[-1]).exceptions_count == 1
     assert typed(events[-1]).outputs == {"squares": [1, 4, 9], "left": "L"}
+
+
+def test_upload_then_a_run_that_sends_the_uploaded_file_on(live_server_url: str, transactional_db: object,
+                                                           team_a: object, team_b: object) -> None:
+    import hashlib
+
+    from tests.engine.http_servers import scripted_server
+    from tests.runs.test_files import CSV, file_graph, multipart_echo
+
+    with scripted_server() as echo:
+        echo.route("/form", multipart_echo)
+        env = run_env_make(team_a, team_b, file_graph(echo.url("/form"), accept=["text/csv"]))  # type: ignore[arg-type]
+        sdk = client(live_server_url, env)
+        uploaded = sdk.upload_files(("report.csv", CSV, "text/csv"), models.UploadFileRequest(user="fi"))
+        assert isinstance(uploaded, models.UploadFileResponse) and uploaded.size == len(CSV)
+        doc = models.File(type="document", transfer_method="local_file", upload_file_id=uploaded.id)
+        response = sdk.run_workflows(models.WorkflowsRunRequest(inputs={"doc": doc.model_dump()},
+                                                                response_mode="blocking", user="fi"))
+    assert response.data.status == models.WorkflowStatus.SUCCEEDED
+    part = response.data.outputs["received"]["parts"]["upload"]
+    assert part["sha256"] == hashlib.sha256(CSV).hexdigest() and part["type"] == "text/csv"
