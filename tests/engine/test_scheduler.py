@@ -10,7 +10,6 @@ import time
 import pytest
 
 from tests.engine.helpers import EXECUTIONS, FakeHost, SlowNode, chain, compile_test, run
-from workflows.engine.ports import NullServices
 from workflows.engine.scheduler import receipt_token
 
 
@@ -161,21 +160,6 @@ def test_deadline_ends_run_as_timeout() -> None:
     outcome, host = run(graph, deadline=time.time() + 0.3)
     assert time.monotonic() - began < 1.3
     assert outcome.status == "timeout" and host.status("wait") == "stopped"
-
-
-def test_workflow_node_calls_service() -> None:
-    calls = []
-
-    class Services(NullServices):
-        def run_child_workflow(self, **kwargs: object) -> dict[str, object]:
-            calls.append(kwargs)
-            return {"ok": True}
-
-    graph = chain({"id": "child", "type": "workflow", "config": {"workflow": "wf_2", "inputs": {"n": "{{ 1 + 1 }}"}}},
-                  end_config={"outputs": {"c": "{{ child.ok }}"}})
-    outcome, _ = run(graph, services=Services())
-    assert outcome.outputs == {"c": True}
-    assert calls == [{"workflow_id": "wf_2", "inputs": {"n": 2}, "parent_run_id": "run-1", "node_key": "child"}]
 
 
 def test_secrets_are_redacted_from_records_events_and_outputs() -> None:
