@@ -19,7 +19,6 @@ The URL and the headers are input too: ``UnstorableRequestMiddleware`` answers 4
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,51 +28,14 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework.parsers import JSONParser
 
 from config.errors import InvalidInput
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _pointer(path: tuple[str, ...]) -> str:
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path) if path else "/"
-
-
-def _string_problem(text: str) -> str | None:
-    match = _UNSTORABLE.search(text)
-    if match is None:
-        return None
-    return "contains a NUL character" if match.group(0) == "\x00" else "contains a lone surrogate (invalid Unicode)"
+from workflows.engine.limits import unstorable_errors
 
 
 def json_value_errors(value: Any, *, max_depth: int | None = None, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    """Problems of a parsed JSON value as ``[{"path", "message"}]``: nesting past ``max_depth``
-    (default ``WEFT_MAX_JSON_DEPTH``), NUL characters and lone surrogates in strings and keys."""
+    """``workflows.engine.limits.unstorable_errors`` with the depth budget ``WEFT_MAX_JSON_DEPTH``
+    (or ``max_depth``)."""
     limit = int(settings.WEFT_MAX_JSON_DEPTH) if max_depth is None else max_depth
-    errors: list[dict[str, str]] = []
-    stack: list[tuple[Any, tuple[str, ...], int]] = [(value, prefix, 0)]  # iterative: no recursion to exhaust
-    while stack and len(errors) < 20:
-        item, path, depth = stack.pop()
-        if isinstance(item, str):
-            problem = _string_problem(item)
-            if problem:
-                errors.append({"path": _pointer(path), "message": problem})
-            continue
-        if not isinstance(item, dict | list):
-            continue
-        if depth >= limit:
-            errors.append({"path": _pointer(path), "message": f"nested deeper than {limit} levels (WEFT_MAX_JSON_DEPTH)"})
-            continue
-        if isinstance(item, dict):
-            for key, child in item.items():
-                problem = _string_problem(key) if isinstance(key, str) else None
-                if problem:
-                    errors.append({"path": _pointer((*path, key.encode("utf-8", "replace").decode())),
-                                   "message": f"key {problem}"})
-                    continue
-                stack.append((child, (*path, str(key)), depth + 1))
-        else:
-            stack.extend((child, (*path, str(index)), depth + 1) for index, child in enumerate(item))
-    errors.sort(key=lambda e: e["path"])
-    return errors
+    return unstorable_errors(value, max_depth=limit, prefix=prefix)
 
 
 def json_input_check(value: Any, *, prefix: tuple[str, ...] = ()) -> Any:

@@ -236,3 +236,31 @@ def test_a_nul_in_a_header_is_a_400(client_a: APIClient, env: dict[str, Any]) ->
     assert response.status_code == 400 and response.json()["errors"] == [
         {"path": "/Idempotency-Key", "message": "contains a NUL character"}]
     assert Run.objects.count() == before
+
+
+# What a node brings in: a service's response is input too ------------------------------------------
+
+@pytest.mark.django_db(transaction=True)  # the run's executor writes on its own connection
+@pytest.mark.parametrize("body", ['{"v": "x\\u0000y"}', '{"v": "ok", "w": ["\\ud800"]}', '{"bad\\u0000key": 1}'])
+def test_a_response_holding_a_nul_or_a_lone_surrogate_fails_the_node_clearly(client_a: APIClient, team_a: Team,
+                                                                            team_b: Team, body: str) -> None:
+    from django.test import override_settings
+
+    from runs.models import NodeRun
+    from tests.engine.http_servers import Reply, scripted_server
+
+    with scripted_server() as server, override_settings(WEFT_HTTP_ALLOW_NETWORKS=["127.0.0.1/32"]):
+        server.route("/a", Reply(200, body, {"Content-Type": "application/json"}))
+        graph = {"inputs": {}, "outputs": {}, "params": {},
+                 "nodes": [{"id": "start", "type": "start"},
+                           {"id": "call", "type": "http", "config": {"url": server.url("/a")}, "retry": {"count": 0}},
+                           {"id": "end", "type": "end", "config": {"outputs": {}}}],
+                 "edges": [{"from": "start", "to": "call"}, {"from": "call", "to": "end"}]}
+        workflow = published_make(team_a, graph=graph)
+        response = client_a.post("/api/v1/workflows/run", {"workflowId": str(workflow.pk)}, format="json")
+    assert response.status_code == 200, response.content  # not a 500 (SQLite) nor internal_error (PostgreSQL)
+    run = response.json()
+    assert run["status"] == "failed" and run["error"]["code"] == "invalid_output", run["error"]
+    assert "/output/body/" in run["error"]["message"]
+    call = NodeRun.objects.get(run_id=run["id"], node_id="call")
+    assert call.status == "failed" and call.outputs is None

@@ -8,13 +8,14 @@ in ``RunContext.limits``. The defaults here are the contract's defaults, used by
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Limits", "DEFAULT_LIMITS", "CpuBudget", "json_size_over"]
+__all__ = ["Limits", "DEFAULT_LIMITS", "CpuBudget", "json_size_over", "unstorable_errors"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +84,54 @@ def json_size_over(value: Any, limit: int) -> int | None:
         return None
     size = len(text.encode("utf-8", "surrogatepass"))
     return size if size > limit else None
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _pointer(path: tuple[str, ...]) -> str:
+    """A JSON pointer to ``path``; a NUL or a lone surrogate in a key is written as its ``\\uXXXX``
+    escape, so that the pointer itself can be stored and shown."""
+    parts = (_UNSTORABLE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", p).replace("~", "~0").replace("/", "~1")
+             for p in path)
+    return "/" + "/".join(parts) if path else "/"
+
+
+def _string_problem(text: str) -> str | None:
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return None
+    return "contains a NUL character" if match.group(0) == "\x00" else "contains a lone surrogate (invalid Unicode)"
+
+
+def unstorable_errors(value: Any, *, max_depth: int | None = None, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """What no database stores (or no renderer writes) in a JSON value, as ``[{"path", "message"}]``
+    (JSON pointers, at most 20): NUL characters (PostgreSQL refuses them in text and jsonb) and lone
+    surrogates (no UTF-8 form) in strings and keys, and nesting past ``max_depth`` when given."""
+    limit = max_depth
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[Any, tuple[str, ...], int]] = [(value, prefix, 0)]  # iterative: no recursion to exhaust
+    while stack and len(errors) < 20:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            problem = _string_problem(item)
+            if problem:
+                errors.append({"path": _pointer(path), "message": problem})
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if limit is not None and depth >= limit:
+            errors.append({"path": _pointer(path), "message": f"nested deeper than {limit} levels (WEFT_MAX_JSON_DEPTH)"})
+            continue
+        if isinstance(item, dict):
+            for key, child in item.items():
+                problem = _string_problem(key) if isinstance(key, str) else None
+                if problem:
+                    errors.append({"path": _pointer((*path, key)),
+                                   "message": f"key {problem}"})
+                    continue
+                stack.append((child, (*path, str(key)), depth + 1))
+        else:
+            stack.extend((child, (*path, str(index)), depth + 1) for index, child in enumerate(item))
+    errors.sort(key=lambda e: e["path"])
+    return errors

@@ -32,7 +32,7 @@ from workflows.engine.events import (
 )
 from workflows.engine.frames import Exec, Frame, Recorder, Scope, utc, value_error
 from workflows.engine.graph import CompiledGraph, CompiledNode, outputs_errors
-from workflows.engine.limits import CpuBudget, json_size_over
+from workflows.engine.limits import CpuBudget, json_size_over, unstorable_errors
 from workflows.engine.nodes.base import (
     BodyResult,
     LimitExceeded,
@@ -403,7 +403,7 @@ class _Scheduler:
         if ex.secrets:
             self.rec.secrets.update(s for s in ex.secrets if s)
         if isinstance(result, NodeResult):
-            over = self.over_budget(ex, result)
+            over = self.over_budget(ex, result) or self.unstorable(ex, result)
             if over is not None:
                 self.on_failure(ex, over)
                 return
@@ -448,6 +448,16 @@ class _Scheduler:
         if self.budget.exceeded():
             return LimitExceeded(f"nodes.{ex.node.id}: {self.budget.message()}")
         return None
+
+    def unstorable(self, ex: Exec, result: NodeResult) -> NodeError | None:
+        """An output holding what no database stores (a NUL, a lone surrogate: a service's response,
+        a database row) fails the node, permanently and naming the places, on every database alike."""
+        errors = unstorable_errors(result.output, prefix=("output",))
+        if not errors:
+            return None
+        return NodeError(f"nodes.{ex.node.id}: the output cannot be stored: "
+                         + "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5]),
+                         code="invalid_output", detail={"errors": errors})
 
     def finish_stopped(self, ex: Exec) -> None:
         self.inflight.pop(ex, None)
