@@ -138,8 +138,8 @@ def test_a_failed_item_fails_the_loop_and_no_later_item_starts(run: RunFn, aroun
               {"xs": [1, 0, 2]})
     assert ran.outcome.status == "failed" and ran.outcome.error["code"] == "loop_item_failed"
     assert ran.outcome.error["node_id"] == "lp"
-    assert ran.outcome.error["detail"]["node_id"] == "c"
-    assert ran.outcome.error["message"] == "loop item failed: " + ran.outcome.error["detail"]["message"]
+    assert (ran.outcome.error["detail"]["node_id"], ran.outcome.error["detail"]["index"]) == ("c", 1)
+    assert ran.outcome.error["message"] == "loop item 1 failed: " + ran.outcome.error["detail"]["message"]
     assert "lp[2].c" not in ran.host.records and "after" not in ran.host.records
     assert ran.events("lp")[-2:] == [("iteration_completed", "failed"), ("node_finished", "failed")]
 
@@ -157,7 +157,8 @@ def test_an_output_expression_that_fails_fails_the_item(run: RunFn, around: Buil
     body = [count("x", {"a": "{{ item }}"})]
     ran = run(around(loop(body, output="{{ x.b }}"), inputs=INPUTS), {"xs": [1, 2]})
     assert ran.outcome.status == "failed" and ran.outcome.error["code"] == "loop_item_failed"
-    assert ran.outcome.error["detail"] == {"code": "expression_error", "message": "nodes.lp.config.output: no such key 'b'"}
+    assert ran.outcome.error["detail"] == {"code": "expression_error", "message": "nodes.lp.config.output: no such key 'b'",
+                                           "index": 0}
     ran = run(around(loop(body, output="{{ x.b }}", on_item_error="continue"), inputs=INPUTS), {"xs": [1]})
     assert ran.outcome.outputs == {"out": [{"error": {"code": "expression_error",
                                                       "message": "nodes.lp.config.output: no such key 'b'"}}]}

@@ -9,7 +9,8 @@ output is the list of per-item outputs, in item order.
 A container type: the scheduler calls ``body_start`` and, as each item's body ends, ``body_done``
 (``nodes.base.BodyHost``); items are frames of the same scheduler, so body node executions are
 journaled with keys like ``loop[3].node``. At most ``parallelism`` items run at once; the first
-failed item (``on_item_error: fail``) lets the running ones end and launches no more.
+failed item (``on_item_error: fail``) lets the running ones end and launches no more, and the loop
+fails ``loop_item_failed`` naming the item (``detail``: the item's error with its ``index``).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class LoopNode(NodeType):
         if state.on_item_error == "continue":
             state.results[index] = {"error": error}
         elif state.failed is None:
-            state.failed = error
+            state.failed = {**error, "index": index}
 
     @staticmethod
     def _launch(host: BodyHost, state: _Items) -> None:
@@ -145,8 +146,8 @@ class LoopNode(NodeType):
     def _finish(host: BodyHost, state: _Items) -> None:
         if state.failed is not None:
             host.node_event(IterationCompleted, status=NodeStatus.FAILED, error=state.failed)
-            host.fail(NodeError(f"loop item failed: {state.failed.get('message')}", code="loop_item_failed",
-                                detail=state.failed))
+            host.fail(NodeError(f"loop item {state.failed['index']} failed: {state.failed.get('message')}",
+                                code="loop_item_failed", detail=state.failed))
             return
         host.node_event(IterationCompleted, status=NodeStatus.SUCCEEDED, outputs=state.results)
         host.succeed(state.results)
