@@ -227,19 +227,25 @@ def test_a_parked_wait_inside_the_body_resumes_the_loop_item_by_item(run: RunFn,
     assert host.status("lp[0].v") == "succeeded" and host.status("lp[1].v") == "succeeded"
 
 
-def test_a_stop_while_items_run_leaves_the_loop_stopped_not_running(run: RunFn, around: Build) -> None:
+@pytest.mark.parametrize("ending", ["stop", "deadline"])
+def test_a_stop_or_the_deadline_while_items_run_leaves_the_loops_stopped_not_running(run: RunFn, around: Build,
+                                                                                    ending: str) -> None:
+    inner = loop([{"id": "wait", "type": "delay", "config": {"seconds": 30}}], node_id="inner", items=[1, 2])
     stop = threading.Event()
     timer = threading.Timer(0.2, stop.set)
-    timer.start()
-    ran = run(around(loop([{"id": "wait", "type": "delay", "config": {"seconds": 30}}]), inputs=INPUTS),
-              {"xs": [1, 2]}, stop=stop)
+    context: dict[str, Any] = {"stop": stop} if ending == "stop" else {"deadline": time.time() + 0.2}
+    if ending == "stop":
+        timer.start()
+    ran = run(around(loop([inner]), inputs=INPUTS), {"xs": [1, 2]}, **context)
     timer.cancel()
-    assert ran.outcome.status == "stopped"
-    stopped = {"code": "stopped", "message": "the run was stopped"}
-    assert (ran.record("lp").status, ran.record("lp").error) == ("stopped", stopped)
-    assert (ran.record("lp[0].wait").status, ran.record("lp[0].wait").error) == ("stopped", stopped)
-    assert "lp[1].wait" not in ran.host.records
+    error = ({"code": "stopped", "message": "the run was stopped"} if ending == "stop"
+             else {"code": "timeout", "message": "the run passed its deadline"})
+    assert ran.outcome.status == ("stopped" if ending == "stop" else "timeout")
+    for key in ("lp", "lp[0].inner", "lp[0].inner[0].wait"):
+        assert (ran.record(key).status, ran.record(key).error) == ("stopped", error), key
+    assert not [k for k in ran.host.records if k.startswith(("lp[1]", "lp[0].inner[1]"))]
     assert ran.events("lp")[-1] == ("node_finished", "stopped")
+    assert ran.events("lp[0].inner")[-1] == ("node_finished", "stopped")
 
 
 def test_a_failure_elsewhere_while_items_run_leaves_the_loop_stopped(run: RunFn) -> None:
