@@ -110,14 +110,19 @@ def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode
     """``run_start`` for the request's team, token and user (every API entry point starts runs here),
     with the request's ``Idempotency-Key`` (or the dialect's own key, ``idempotency_key``) bound to
     the endpoint and the body."""
-    key = idempotency_key if idempotency_key is not None else request.headers.get(HEADER)
-    idempotency = idempotency_request(key=key, endpoint=request.path, body=request.data, header=idempotency_header)
+    idempotency = request_idempotency(request, key=idempotency_key, header=idempotency_header)
     return run_start(team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, origin=origin,
                      user=user, token=request_token(request), created_by=request_user(request), version=version,
                      idempotency=idempotency, run_id=run_id, deadline_seconds=deadline_seconds)
 
 
 READ_RUNS, MANAGE_RUNS = frozenset({"read"}), frozenset({"manage"})
+
+
+def request_idempotency(request: Request, *, key: str | None = None, header: str = HEADER) -> Any:
+    """The request's ``Idempotency-Key`` (or a dialect's own key) bound to its path and body."""
+    key = key if key is not None else request.headers.get(HEADER)
+    return idempotency_request(key=key, endpoint=request.path, body=request.data, header=header)
 
 
 def request_run_owner(request: Request, *, acting: bool = False) -> Any:
@@ -240,7 +245,8 @@ class RunReplayApi(APIView):
                    description="A new async run of the same workflow with the same inputs, linked to this one.")
     def post(self, request: Request, run_id: str) -> Response:
         run = run_replay(team=request_team(request), run=request_run(request, run_id, acting=True),
-                         token=request_token(request), created_by=request_user(request))
+                         token=request_token(request), created_by=request_user(request),
+                         idempotency=request_idempotency(request))
         return Response({"runId": str(run.pk), "status": run.status}, status=202)
 
 

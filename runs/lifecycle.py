@@ -215,7 +215,8 @@ def _idempotent_answer(run: Run) -> Run:
     return run
 
 
-def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_by: Any = None) -> Run:
+def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_by: Any = None,
+               idempotency: IdempotencyRequest | None = None) -> Run:
     """A new async run of the same published version with the same inputs, linked to the original."""
     team_owned(team, run, "Run")
     if run.status not in FINAL_STATUSES:
@@ -223,7 +224,7 @@ def run_replay(*, team: Team, run: Run, token: ApiToken | None = None, created_b
     return run_start(
         team=team, workflow=run.workflow, inputs=run.inputs, mode=RunMode.ASYNC,
         origin=Origin.following(run, "replay"), user=run.user, token=token, created_by=created_by,
-        replay_of=run, version=run.version,
+        replay_of=run, version=run.version, idempotency=idempotency,
     )
 
 

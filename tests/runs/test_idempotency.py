@@ -130,3 +130,13 @@ def test_concurrent_retries_start_one_run(live_server_url: str, run_env: RunEnv)
         t.join()
     assert {a["workflow_run_id"] for a in answers} == {str(Run.objects.get().pk)}
     assert all(a["data"]["status"] == "succeeded" for a in answers), answers
+
+
+def test_replay_takes_the_key_too(run_env: RunEnv) -> None:
+    client = run_env.client(run_env.team_token)
+    original = client.post("/api/v1/workflows/run", native_body(run_env), format="json").json()
+    replays = [client.post(f"/api/v1/runs/{original['id']}/replay", format="json", HTTP_IDEMPOTENCY_KEY="rp-1")
+               for _ in range(2)]
+    assert replays[0].status_code == replays[1].status_code == 202
+    assert replays[0].json()["runId"] == replays[1].json()["runId"]
+    assert run_count() == 2
