@@ -16,8 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import request_team, request_user
+from accounts.permissions import request_scopes, request_team, request_user
 from accounts.serializers import StrictBooleanField, StrictCharField, input_validate, problem_responses
+from workflows.engine.graph import inline_secrets_masked
 from workflows.selectors import app_get, app_list, version_get, version_list, workflow_get, workflow_list
 from workflows.services import (
     app_create,
@@ -240,6 +241,14 @@ class WorkflowListApi(APIView):
         return Response(WorkflowOutputSerializer(workflow).data, status=status.HTTP_201_CREATED)
 
 
+def graph_for_reader(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its graph's inline secrets masked unless the caller may edit workflows
+    (``manage``): drafts and old versions may still hold some (docs/accounts.md)."""
+    if "manage" in request_scopes(request):
+        return data
+    return {**data, "graph": inline_secrets_masked(data.get("graph"))}
+
+
 class WorkflowDetailApi(APIView):
     required_scopes = READ_MANAGE
 
@@ -255,7 +264,7 @@ class WorkflowDetailApi(APIView):
                    responses={200: WorkflowOutputSerializer, **problem_responses(404)})
     def get(self, request: Request, workflow_id: str) -> Response:
         workflow = workflow_get(team=request_team(request), id=workflow_id)
-        return Response(WorkflowOutputSerializer(workflow).data)
+        return Response(graph_for_reader(request, WorkflowOutputSerializer(workflow).data))
 
     @extend_schema(operation_id="workflows_update", tags=["workflows"], parameters=[path_id("workflow_id")],
                    request=InputSerializer, responses={200: WorkflowOutputSerializer, **problem_responses(400, 404, 409)})
@@ -330,7 +339,7 @@ class VersionDetailApi(APIView):
     def get(self, request: Request, workflow_id: str, number: int) -> Response:
         team = request_team(request)
         version = version_get(team=team, workflow=workflow_get(team=team, id=workflow_id), number=number)
-        return Response(VersionOutputSerializer(version).data)
+        return Response(graph_for_reader(request, VersionOutputSerializer(version).data))
 
 
 class VersionActivateApi(APIView):

@@ -168,3 +168,29 @@ def test_encoded_spellings_of_a_secret_echoed_back_are_redacted() -> None:
              base64.b64encode(secret.encode()).decode(), base64.urlsafe_b64encode(secret.encode()).decode().rstrip("=")}
     assert not [f for f in forms if f in recorded], recorded
     assert outcome.outputs["body"]["plain"] == "key was ***"
+
+
+def test_readers_never_see_an_inline_secret_a_draft_or_old_version_still_holds(team_a: Team, team_b: Team,
+                                                                               viewer_a: Any) -> None:
+    from django.test import Client
+
+    from accounts.permissions import SESSION_TEAM_KEY
+    from tests.conftest import client_with_token
+
+    workflow = published_make(team_a, graph=inline_graph("https://api.example.com/x"))  # legacy version
+    reader, editor = client_with_token(team_a, ["read"]), client_with_token(team_a, ["read", "manage"])
+    for url in (f"/api/v1/workflows/{workflow.pk}", f"/api/v1/workflows/{workflow.pk}/versions/1"):
+        shown = reader.get(url)
+        assert shown.status_code == 200
+        text = json.dumps(shown.json())
+        assert TOKEN not in text and KEY not in text and PASSWORD not in text
+        assert shown.json()["graph"]["nodes"][1]["config"]["auth"] == {"type": "bearer", "token": "***"}
+        assert TOKEN in json.dumps(editor.get(url).json())  # who can edit it sees what they must move
+    page = Client()
+    page.force_login(viewer_a)
+    session = page.session
+    session[SESSION_TEAM_KEY] = str(team_a.pk)
+    session.save()
+    for url in (f"/workflows/{workflow.pk}/", f"/workflows/{workflow.pk}/versions/?a=&b=1"):
+        body = page.get(url).content.decode()
+        assert TOKEN not in body and PASSWORD not in body and "***" in body, url

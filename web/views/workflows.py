@@ -28,7 +28,7 @@ from web.forms import AppForm, WorkflowForm
 from web.views.accounts import form_errors_add
 from workflows import selectors as wf_selectors
 from workflows import services as wf_services
-from workflows.engine.graph import inputs_json_schema
+from workflows.engine.graph import inline_secrets_masked, inputs_json_schema
 from workflows.engine.node_test import NodeTestUnavailable, single_node_graph
 from workflows.engine.nodes.registry import NODE_TYPES
 
@@ -155,7 +155,7 @@ def workflow_editor(request: HttpRequest, access: Access, workflow_id: str) -> H
         "workflow": workflow, "app": workflow.app,
         "editor_data": {
             "workflowId": str(workflow.pk),
-            "graph": workflow.graph,
+            "graph": workflow.graph if access.can_edit else inline_secrets_masked(workflow.graph),
             "nodeTypes": node_types_catalog(),
             "errors": wf_services.workflow_validate(team=access.team, workflow=workflow),
             "canEdit": access.can_edit, "canRun": access.can_run,
@@ -284,6 +284,8 @@ def workflow_versions(request: HttpRequest, access: Access, workflow_id: str) ->
         default_a = str(int(b_key) - 1)
     a_key = request.GET.get("a", default_a)
     a_graph = getattr(by_number.get(a_key), "graph", {}) if a_key else {}
+    if not access.can_edit:  # readers never see an inline secret a draft or an old version still holds
+        a_graph, b_graph = inline_secrets_masked(a_graph), inline_secrets_masked(b_graph)
     lines = diff_lines(a_graph, b_graph, f"v{a_key}" if a_key else "(nothing)",
                        "draft" if b_key == "draft" else f"v{b_key}") if b_graph is not None else []
     return page(request, access, "web/versions.html", {

@@ -292,6 +292,18 @@ INLINE_SECRET_MESSAGE = ("an inline secret is not allowed: store it in a team cr
 HTTP_AUTH_KINDS = ("api_key", "bearer", "basic")
 
 
+def inline_secrets_masked(graph: Any) -> Any:
+    """A copy of ``graph`` with every inline secret of an ``auth`` block shown as ``***``: what a
+    member who cannot edit the workflow sees of a draft or version that still holds one."""
+    if isinstance(graph, Mapping):
+        return {k: ({f: ("***" if f in INLINE_SECRET_FIELDS and x not in (None, "") else x) for f, x in v.items()}
+                    if k == "auth" and isinstance(v, Mapping) else inline_secrets_masked(v))
+                for k, v in graph.items()}
+    if isinstance(graph, list):
+        return [inline_secrets_masked(v) for v in graph]
+    return graph
+
+
 class _Checker:
     def __init__(self, graph: Any, global_params: Mapping[str, Any], credential_names: Iterable[str],
                  node_types: Mapping[str, NodeType], limits: Limits, inline_secrets: bool = False) -> None:
