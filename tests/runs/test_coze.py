@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -228,3 +229,24 @@ def test_stream_cancel_ends_with_error_frame(live_server_url: str, run_env: RunE
 def test_health_needs_no_token(client_anon: object) -> None:
     response = client_anon.get("/health")  # type: ignore[attr-defined]
     assert response.status_code == 200 and response.json() == {"status": "ok", "message": "running"}
+
+
+@pytest.mark.slow
+def test_a_cancelled_sync_run_answers_cancelled_not_a_500(live_server_url: str, run_env: RunEnv) -> None:
+    run_id = str(uuid.uuid4())  # x-run-id: the caller knows the id before the answer, as with the runtime
+    answer: list[requests.Response] = []
+
+    def call() -> None:
+        answer.append(requests.post(f"{live_server_url}/run", json={"name": "C", "seconds": 30}, timeout=30,
+                                    headers=run_env.headers(**{"x-run-id": run_id})))
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while not Run.objects.filter(pk=run_id, status="running").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cancel = requests.post(f"{live_server_url}/cancel/{run_id}", headers=run_env.headers(), timeout=10)
+    caller.join(timeout=20)
+    assert cancel.json() == {"status": "success", "run_id": run_id, "message": "cancel requested"}
+    assert answer[0].status_code == 200, answer[0].text
+    assert answer[0].json() == {"status": "cancelled", "run_id": run_id, "message": "stopped by request"}
