@@ -177,6 +177,18 @@ def test_overflowing_time_macros_are_refused_at_save_and_publish(client_a: APICl
     assert any("out of range" in e["message"] for e in problem["errors"]), problem
 
 
+@pytest.mark.parametrize("macro", OVERFLOWING_MACROS)
+def test_an_overflowing_macro_met_at_run_time_is_a_macro_error(macro: str) -> None:
+    """A version published before the check: the engine's MacroError (a node failure), not OverflowError."""
+    from datetime import datetime
+
+    from workflows.engine.macros import MacroError, expand_macros, macro_errors
+
+    with pytest.raises(MacroError, match="out of range"):
+        expand_macros(f"day {macro}", datetime(2026, 12, 1, 10, 0))
+    assert macro_errors(macro) and expand_macros("$[yyyyMMdd+1]", datetime(2026, 12, 31)) == "20270101"
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"])
 def test_a_cron_that_never_fires_is_refused_naming_the_field(client_a: APIClient, env: dict[str, Any],
