@@ -456,3 +456,49 @@ def test_config_schema_and_validate():
     assert NODE.expressions({"url": "https://x", "success": {"when": "response.status == 200"}}) == [
         (["success", "when"], "response.status == 200")
     ]
+
+
+# -- files: multipart/form-data ---------------------------------------------------------------------
+
+class FileServices(FakeServices):
+    """The host's ``file_content``: the bytes of a file object, kept in memory."""
+
+    def __init__(self, files: dict[str, bytes], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.files = files
+
+    def file_content(self, file: Any) -> tuple[str, bytes, str]:
+        if file.get("id") not in self.files:
+            raise NodeError("the uploaded file no longer exists", code="file_missing")
+        return file["name"], self.files[file["id"]], file["mime_type"]
+
+
+def test_files_are_sent_as_multipart_with_the_body_as_form_fields(server) -> None:
+    server.route("/form", Reply(body={"ok": True}))
+    services = FileServices({"f1": b"a,b\n1,2\n", "f2": b"\x89PNG"})
+    doc = {"id": "f1", "name": "r.csv", "mime_type": "text/csv"}
+    pic = {"id": "f2", "name": "p.png", "mime_type": "image/png"}
+    ctx, result = run({"method": "POST", "url": server.url("/form"), "files": {"doc": doc, "pics": [pic, None]},
+                       "body": {"note": "q3", "n": 2}}, services)
+    sent = server.requests[-1]
+    assert sent.header("Content-Type").startswith("multipart/form-data; boundary=")
+    body = sent.body
+    assert b'name="doc"; filename="r.csv"' in body and b"a,b\n1,2\n" in body and b"Content-Type: text/csv" in body
+    assert b'name="pics"; filename="p.png"' in body and b"\x89PNG" in body
+    assert b'name="note"\r\n\r\nq3' in body and b'name="n"\r\n\r\n2' in body
+    # What the run records: the parts' names, never the bytes.
+    assert result.process_data["request"]["files"] == [{"field": "doc", "name": "r.csv"},
+                                                       {"field": "pics", "name": "p.png"}]
+
+
+def test_files_need_a_body_method_an_object_body_and_a_readable_file(server) -> None:
+    services = FileServices({})
+    doc = {"id": "gone", "name": "r.csv", "mime_type": "text/csv"}
+    _, error = fail({"method": "GET", "url": server.url("/form"), "files": {"doc": doc}}, services)
+    assert error.code == "invalid_config" and "POST" in str(error)
+    _, error = fail({"method": "POST", "url": server.url("/form"), "files": {"doc": doc}, "body": [1]}, services)
+    assert error.code == "invalid_config"
+    _, error = fail({"method": "POST", "url": server.url("/form"), "files": {"doc": "https://x.example/a"}}, services)
+    assert error.code == "invalid_config" and "type file" in str(error)
+    _, error = fail({"method": "POST", "url": server.url("/form"), "files": {"doc": doc}}, services)
+    assert error.code == "file_missing" and not server.requests
