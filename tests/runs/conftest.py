@@ -95,9 +95,11 @@ def live_server_url(django_db_setup: Any) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def qcluster(django_db_setup: Any) -> Iterator[subprocess.Popen[Any]]:
-    """A django-q2 cluster (``manage.py qcluster``) on the test database (session-scoped)."""
+    """A django-q2 cluster (``manage.py qcluster``) on the test database, for one module: it takes
+    every queued task of this test process's database, so it must not outlive the module that asked
+    for it (later modules run tasks themselves, count the queue, or start clusters of their own)."""
     proc = start_qcluster(2, WEFT_HTTP_ALLOW_NETWORKS="127.0.0.1/32")
     time.sleep(0.5)
     if proc.poll() is not None:
