@@ -160,6 +160,20 @@ def client_with_session(user: User) -> APIClient:
     return client
 
 
+@pytest.fixture(autouse=True)
+def settings_not_leaked() -> Iterator[None]:
+    """Every test ends with the settings it started with: an override undone out of order (an
+    ``@override_settings`` together with the ``settings`` fixture) would leak into every later test
+    of the process, far from its cause; this fails the test that leaked instead."""
+    from django.conf import settings as django_settings
+
+    before = django_settings._wrapped
+    yield
+    leaked = django_settings._wrapped is not before
+    django_settings._wrapped = before
+    assert not leaked, "this test left Django's settings overridden"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def test_database_released(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
     """At the end of the session, cut the connections that servers and workers killed by the tests

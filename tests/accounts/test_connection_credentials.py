@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import Credential
@@ -42,7 +41,6 @@ def test_wrong_scheme_is_a_400_naming_the_field(client_a: APIClient, kind: str, 
     assert not Credential.objects.exists()
 
 
-@override_settings(WEFT_HTTP_ALLOW_NETWORKS=["127.0.0.0/8"])
 @pytest.mark.parametrize(("kind", "url", "code"), [
     ("database", "postgresql://postgres@127.0.0.1:5432/postgres", None),
     ("database", "mysql://root@127.0.0.1:3306/", None),
@@ -58,6 +56,9 @@ def test_wrong_scheme_is_a_400_naming_the_field(client_a: APIClient, kind: str, 
 def test_test_connection_reports_a_clear_error_without_the_secret(client_a: APIClient, kind: str, url: str,
                                                                    code: str | None, tmp_path: Any,
                                                                    settings: Any) -> None:
+    # Through the settings fixture only: an @override_settings on the same test would be undone
+    # out of order and leak into every later test of this process.
+    settings.WEFT_HTTP_ALLOW_NETWORKS = ["127.0.0.0/8"]
     settings.WEFT_DB_SQLITE_DIR = str(tmp_path)
     credential_id = _create(client_a, kind, url).json()["id"]
     response = _test(client_a, credential_id)
