@@ -216,3 +216,21 @@ def test_input_declarations_carry_form_hints_and_bounds() -> None:
                                  "s": {"type": "string", "format": "colour"}}}
     assert {e["path"] for e in validate_graph(wrong)} == {"/inputs/t/multiple", "/inputs/t/minimum",
                                                          "/inputs/n/minimum", "/inputs/s/format"}
+
+
+@pytest.mark.parametrize("fmt,good,bad", [
+    ("email", "ann@x.example", "ann-at-x"), ("uri", "https://x.example/a", "not a uri"),
+    ("date", "2026-02-28", "2026-02-30"), ("date-time", "2026-02-28T10:00:00Z", "yesterday"),
+])
+def test_declared_string_formats_are_checked(fmt: str, good: str, bad: str) -> None:
+    compiled = compile_test({"inputs": {"v": {"type": "string", "format": fmt}},
+                             "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+                             "edges": [{"from": "start", "to": "end"}]})
+    assert validate_inputs(compiled, {"v": good}) == {"v": good}
+    with pytest.raises(InputInvalid) as err:
+        validate_inputs(compiled, {"v": bad})
+    assert [e["path"] for e in err.value.errors] == ["/inputs/v"]
+    paragraph = compile_test({"inputs": {"v": {"type": "string", "format": "paragraph"}},
+                              "nodes": [{"id": "start", "type": "start"}, {"id": "end", "type": "end"}],
+                              "edges": [{"from": "start", "to": "end"}]})
+    assert validate_inputs(paragraph, {"v": bad}) == {"v": bad}  # a form hint, not a constraint

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 
 from workflows.engine.limits import DEFAULT_LIMITS, Limits
 from workflows.engine.macros import MacroError, expand_macros
@@ -107,6 +108,39 @@ EDGE_SCHEMA = {
 }
 
 
+# The string formats an input may declare, checked here (not by jsonschema's optional checkers,
+# which depend on extra packages): a value that does not match is a 400 naming the input.
+INPUT_FORMAT_CHECKER = FormatChecker(formats=())
+
+
+@INPUT_FORMAT_CHECKER.checks("email")
+def _is_email(value: object) -> bool:
+    return not isinstance(value, str) or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value) is not None
+
+
+@INPUT_FORMAT_CHECKER.checks("uri")
+def _is_uri(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return bool(parts.scheme and (parts.netloc or parts.path)) and " " not in value
+
+
+@INPUT_FORMAT_CHECKER.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    return not isinstance(value, str) or bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)) and bool(
+        date.fromisoformat(value))
+
+
+@INPUT_FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})", value):
+        return False
+    return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00")) is not None
+
+
 _VALIDATORS: dict[int, Draft202012Validator] = {}
 
 
@@ -114,7 +148,7 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
     cached = _VALIDATORS.get(id(schema))
     if cached is not None and cached.schema is schema:
         return cached
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(schema, format_checker=INPUT_FORMAT_CHECKER)
     if len(_VALIDATORS) < 1024:
         _VALIDATORS[id(schema)] = validator
     return validator
