@@ -276,3 +276,15 @@ def test_a_response_holding_a_nul_or_a_lone_surrogate_fails_the_node_clearly(cli
     assert "/output/body/" in run["error"]["message"]
     call = NodeRun.objects.get(run_id=run["id"], node_id="call")
     assert call.status == "failed" and call.outputs is None
+
+
+def test_a_response_nested_beyond_the_parser_fails_the_node_clearly() -> None:
+    from tests.engine.helpers import chain, run
+    from tests.engine.http_servers import FakeServices, Reply, scripted_server
+
+    with scripted_server() as server:
+        server.route("/a", Reply(200, "[" * 5000 + "]" * 5000, {"Content-Type": "application/json"}))
+        graph = chain({"id": "call", "type": "http", "config": {"url": server.url("/a")}, "retry": {"count": 0}})
+        outcome, host = run(graph, services=FakeServices())
+    assert outcome.status == "failed"
+    assert host.records["call"].error["code"] == "invalid_response", host.records["call"].error

@@ -386,6 +386,9 @@ def parse_body(response: OutboundResponse) -> Any:
             return json.loads(text) if text.strip() else None
         except ValueError:
             return text
+        except RecursionError:  # ~1,000 levels: a clear permanent failure, not an internal error
+            raise NodeError("the response's JSON is nested too deeply to read", code="invalid_response",
+                            detail={"status": response.status}) from None
     return text
 
 
