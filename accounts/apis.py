@@ -37,8 +37,6 @@ from accounts.selectors import (
 from accounts.serializers import StrictCharField, input_validate, problem_responses
 from accounts.services import (
     credential_create,
-    credential_delete,
-    credential_update,
     membership_remove,
     membership_update,
     parameters_replace,
@@ -49,6 +47,7 @@ from accounts.services import (
 from config.errors import InvalidInput, NotFound
 from runs.signing import team_webhook_secret
 from workflows.selectors import app_get
+from workflows.services import credential_change, credential_remove
 
 READ_MANAGE = {"GET": "read", "POST": "manage", "PATCH": "manage", "PUT": "manage", "DELETE": "manage"}
 READ_ADMIN = {"GET": "read", "POST": "admin", "PATCH": "admin", "DELETE": "admin"}
@@ -217,14 +216,14 @@ class CredentialDetailApi(APIView):
         team = request_team(request)
         credential = credential_get(team=team, id=credential_id)
         data = input_validate(self.InputSerializer, request.data, partial=True)
-        credential = credential_update(team=team, credential=credential, **data)
+        credential = credential_change(team=team, credential=credential, **data)
         return Response(CredentialOutputSerializer(credential).data)
 
     @extend_schema(operation_id="credentials_delete", tags=["credentials"], parameters=[path_id("credential_id")],
-                   responses={204: None, **problem_responses(404)})
+                   responses={204: None, **problem_responses(404, 409)})
     def delete(self, request: Request, credential_id: str) -> Response:
         team = request_team(request)
-        credential_delete(team=team, credential=credential_get(team=team, id=credential_id))
+        credential_remove(team=team, credential=credential_get(team=team, id=credential_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

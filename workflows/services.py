@@ -15,14 +15,15 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from accounts.models import Team
+from accounts.models import Credential, Team
 from accounts.selectors import credential_kinds, parameters_get
+from accounts.services import credential_delete, credential_update
 from config.errors import Conflict, InvalidInput, team_owned
 from runs.models import ACTIVE_STATUSES, BatchJob, Run
 from workflows.budgets import engine_limits
 from workflows.calls import call_errors
-from workflows.engine.graph import validate_graph
-from workflows.models import App, Workflow, WorkflowVersion, empty_graph
+from workflows.engine.graph import graph_references, validate_graph
+from workflows.models import App, Trigger, TriggerKind, Workflow, WorkflowVersion, empty_graph
 from workflows.selectors import version_get
 
 _UNSET: Any = object()
@@ -272,3 +273,49 @@ def version_activate(*, team: Team, workflow: Workflow, number: int) -> Workflow
     locked.save(update_fields=["active_version", "updated_at"])
     workflow.active_version = version
     return version
+
+
+def credential_uses(*, team: Team, name: str) -> list[str]:
+    """Where the team's published workflows (their active versions: what runs use) and its queue
+    triggers name the credential ``name``, in words; drafts are checked when they are published."""
+    uses: list[str] = []
+    active = (Workflow.objects.filter(team=team, active_version__isnull=False)
+              .values_list("app__name", "name", "active_version__graph").order_by("app__name", "name"))
+    for app_name, workflow_name, graph in active:
+        for _, node_id, ref in graph_references(graph):
+            if ref.kind == "credential" and ref.value == name:
+                uses.append(f"node “{node_id}” of workflow “{app_name} / {workflow_name}”")
+    triggers = Trigger.objects.filter(team=team, kind=TriggerKind.QUEUE, credential=name)
+    for trigger_name, workflow_name in triggers.values_list("name", "workflow__name").order_by("workflow__name"):
+        uses.append(f"queue trigger “{trigger_name or '(unnamed)'}” of workflow “{workflow_name}”")
+    return uses
+
+
+def _in_use_check(team: Team, credential: Credential, path: str, what: str) -> None:
+    uses = credential_uses(team=team, name=credential.name)
+    if uses:
+        shown = "; ".join(uses[:5]) + (f" and {len(uses) - 5} more" if len(uses) > 5 else "")
+        raise Conflict(f"The credential “{credential.name}” is in use: {what} it would break {shown}. "
+                       "Publish those workflows without it (or change the triggers) first.",
+                       errors=[{"path": path, "message": f"in use by {shown}"}])
+
+
+@transaction.atomic
+def credential_remove(*, team: Team, credential: Credential) -> None:
+    """Delete a credential that nothing published names (409 naming the uses otherwise)."""
+    team_owned(team, credential, "Credential")
+    _in_use_check(team, credential, "/id", "deleting")
+    credential_delete(team=team, credential=credential)
+
+
+@transaction.atomic
+def credential_change(*, team: Team, credential: Credential, name: str | None = None,
+                      secrets: dict[str, str] | None = None, kind: str | None = None) -> Credential:
+    """Replace a credential's secrets; renaming it or changing its kind only while nothing
+    published names it (published versions find credentials by name and kind)."""
+    team_owned(team, credential, "Credential")
+    if name is not None and name.strip() != credential.name:
+        _in_use_check(team, credential, "/name", "renaming")
+    if kind is not None and kind != credential.kind:
+        _in_use_check(team, credential, "/kind", "changing its kind")
+    return credential_update(team=team, credential=credential, name=name, secrets=secrets, kind=kind)

@@ -696,3 +696,45 @@ def test_a_loop_is_drawn_with_its_body_coloured_by_its_iterations(page: Any, sit
     inner = node(page, "each/square").bounding_box()
     assert frame["x"] < inner["x"] and inner["x"] + inner["width"] <= frame["x"] + frame["width"] + 1
     assert frame["y"] < inner["y"] and inner["y"] + inner["height"] <= frame["y"] + frame["height"] + 1
+
+
+def test_the_db_and_queue_nodes_are_configured_from_the_palette(page: Any, site: str, teams: dict[str, Any]) -> None:
+    """The seed's data actions in the editor: each node's credential field lists only the team's
+    credentials of the kind it can use, and what is chosen and typed is saved in the draft."""
+    from playwright.sync_api import expect
+
+    from accounts.services import credential_create
+
+    team = teams["acme"]
+    credential_create(team=team, name="orders-db", kind="database", secrets={"url": "sqlite:///orders.db"})
+    credential_create(team=team, name="rabbit", kind="broker", secrets={"url": "amqp://guest:guest@127.0.0.1:5672/"})
+    credential_create(team=team, name="crm-key", kind="bearer", secrets={"token": "not-shown"})
+    credential_create(team=teams["other"], name="their-db", kind="database", secrets={"url": "sqlite:///x.db"})
+    workflow = published_workflow(team, teams["acme_users"]["owner"], graph=three_node_graph())
+    sign_in_as(page, site, teams["acme_users"]["editor"], team)
+    page.goto(f"/workflows/{workflow.pk}/")
+    expect(page.locator(".react-flow__node")).to_have_count(3)
+
+    page.click('#palette [data-type="db"]')
+    credential = page.locator("#f_config_credential")
+    expect(credential.locator("option")).to_have_text(["(none)", "orders-db (database)"])
+    credential.select_option("orders-db")
+    type_value(page, "#f_config_query", "SELECT :id AS id")
+    page.select_option("#f_config_mode", "one")
+    wait_saved(page)
+
+    page.locator(".react-flow__pane").click(position={"x": 10, "y": 10})
+    page.click('#palette [data-type="queue"]')
+    credential = page.locator("#f_config_credential")
+    expect(credential.locator("option")).to_have_text(["(none)", "rabbit (broker)"])
+    credential.select_option("rabbit")
+    wait_saved(page)
+    expect(page.locator("body")).not_to_contain_text("not-shown")
+    shot(page, "editor-db-queue-1440.png")
+
+    workflow.refresh_from_db()
+    by_type = {n["type"]: n for n in workflow.graph["nodes"]}
+    assert by_type["db"]["config"]["credential"] == "orders-db"
+    assert by_type["db"]["config"]["query"] == "SELECT :id AS id"
+    assert by_type["db"]["config"]["mode"] == "one"
+    assert by_type["queue"]["config"]["credential"] == "rabbit"

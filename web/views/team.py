@@ -16,6 +16,7 @@ from runs.signing import team_webhook_secret
 from web.access import Access, page, team_action, team_view
 from web.forms import CredentialForm, MemberAddForm, MemberRoleForm, TokenForm, secret_field_kinds
 from web.views.accounts import form_errors_add
+from workflows import services as workflows_services
 from workflows.selectors import app_get, app_list
 
 
@@ -145,8 +146,12 @@ def credential_edit(request: HttpRequest, access: Access, credential_id: str) ->
     """Replace a credential's secrets (never shown) or delete it."""
     credential = accounts_selectors.credential_get(team=access.team, id=credential_id)
     if request.POST.get("action") == "delete":
-        accounts_services.credential_delete(team=access.team, credential=credential)
-        messages.success(request, f"Credential “{credential.name}” deleted.")
+        try:
+            workflows_services.credential_remove(team=access.team, credential=credential)
+        except DomainError as exc:
+            messages.error(request, exc.detail)
+        else:
+            messages.success(request, f"Credential “{credential.name}” deleted.")
         return redirect("web:credentials")
     if request.POST.get("action") == "test":
         try:
@@ -163,7 +168,7 @@ def credential_edit(request: HttpRequest, access: Access, credential_id: str) ->
     form = CredentialForm(request.POST)
     if form.is_valid():
         try:
-            accounts_services.credential_update(team=access.team, credential=credential, name=form.cleaned_data["name"],
+            workflows_services.credential_change(team=access.team, credential=credential, name=form.cleaned_data["name"],
                                                 kind=form.cleaned_data["kind"], secrets=form.secrets())
             messages.success(request, f"Credential “{credential.name}” updated.")
         except DomainError as exc:
