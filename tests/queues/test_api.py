@@ -64,3 +64,24 @@ def test_status_and_dead_letters_in_the_api(client_a: APIClient, client_b: APICl
     [letter] = letters.json()["data"]
     assert (letter["messageId"], letter["reason"], letter["body"]) == ("m2", "not_json", "oops")
     assert client_b.get(f"/api/v1/triggers/{trigger_id}/dead-letters").status_code == 404
+
+
+def test_a_message_holding_a_nul_or_a_lone_surrogate_is_a_dead_letter_naming_the_place(client_a: APIClient,
+                                                                                       team_a: Any) -> None:
+    """PostgreSQL refuses NUL in jsonb (and in the dead letter's text): no run, a readable dead letter."""
+    from runs.models import Run
+
+    workflow = _setup(team_a)
+    trigger_id = client_a.post(f"/api/v1/workflows/{workflow.id}/triggers",
+                               {"kind": "queue", "credential": "mq", "source": "orders"}, format="json").json()["id"]
+    trigger = Trigger.objects.get(pk=trigger_id)
+    for message_id, body in (("nul", b'{"orderId": "A\\u0000"}'), ("sur", b'{"orderId": "\\ud800"}'),
+                             ("deep", b'{"orderId": ' + b"[" * 70 + b"]" * 70 + b"}"),
+                             ("raw-nul", b'{"orderId": "A\x00"}')):
+        assert queue_message_receive(trigger=trigger, message_id=message_id, body=body).outcome == "dead_letter"
+    assert not Run.objects.exists()
+    letters = {d.message_id: d for d in TriggerDeadLetter.objects.all()}
+    assert letters["nul"].reason == "invalid_inputs"
+    assert letters["nul"].detail == {"errors": [{"path": "/orderId", "message": "contains a NUL character"}]}
+    assert letters["sur"].reason == "invalid_inputs" and letters["deep"].reason == "invalid_inputs"
+    assert letters["raw-nul"].reason == "not_json" and "\x00" not in letters["raw-nul"].body
