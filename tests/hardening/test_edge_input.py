@@ -288,3 +288,27 @@ def test_a_response_nested_beyond_the_parser_fails_the_node_clearly() -> None:
         outcome, host = run(graph, services=FakeServices())
     assert outcome.status == "failed"
     assert host.records["call"].error["code"] == "invalid_response", host.records["call"].error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value,message", [(SURROGATE, "lone surrogate"), (NUL, "NUL character"),
+                                           (DEEP, "WEFT_MAX_JSON_DEPTH")], ids=["surrogate", "nul", "deep"])
+def test_the_editor_save_refuses_unstorable_drafts(env: dict[str, Any], owner_a: Any, value: str,
+                                                   message: str) -> None:
+    from django.test import Client
+
+    from accounts.permissions import SESSION_TEAM_KEY
+    from tests.conftest import db_snapshot
+    from workflows.models import Workflow
+
+    client = Client()
+    client.force_login(owner_a)
+    session = client.session
+    session[SESSION_TEAM_KEY] = str(Workflow.objects.get(pk=env["workflow"]).team_id)
+    session.save()
+    body = '{"graph": {"nodes": [{"id": "start", "type": "start", "name": @}], "edges": []}}'.replace("@", value)
+    before = db_snapshot()
+    response = client.post(f"/workflows/{env['workflow']}/draft", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert any(message in e["message"] for e in response.json()["errors"]), response.json()
+    assert db_snapshot() == before
