@@ -107,31 +107,39 @@ def _string_problem(text: str) -> str | None:
 def unstorable_errors(value: Any, *, max_depth: int | None = None, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """What no database stores (or no renderer writes) in a JSON value, as ``[{"path", "message"}]``
     (JSON pointers, at most 20): NUL characters (PostgreSQL refuses them in text and jsonb) and lone
-    surrogates (no UTF-8 form) in strings and keys, and nesting past ``max_depth`` when given."""
-    limit = max_depth
+    surrogates (no UTF-8 form) in strings and keys, and nesting past ``max_depth`` when given.
+
+    Every request body passes here, so the walk is lean: only containers go on the stack (with
+    their depth), and a path is built only for a container or a problem."""
     errors: list[dict[str, str]] = []
+    search = _UNSTORABLE.search
+
+    def string_error(text: str, path: tuple[str, ...], what: str = "") -> None:
+        problem = _string_problem(text)
+        if problem:
+            errors.append({"path": _pointer(path), "message": f"{what}{problem}"})
+
+    if isinstance(value, str):
+        string_error(value, prefix)
+        return errors
+    if not isinstance(value, dict | list):
+        return errors
     stack: list[tuple[Any, tuple[str, ...], int]] = [(value, prefix, 0)]  # iterative: no recursion to exhaust
     while stack and len(errors) < 20:
         item, path, depth = stack.pop()
-        if isinstance(item, str):
-            problem = _string_problem(item)
-            if problem:
-                errors.append({"path": _pointer(path), "message": problem})
+        if max_depth is not None and depth >= max_depth:
+            errors.append({"path": _pointer(path),
+                           "message": f"nested deeper than {max_depth} levels (WEFT_MAX_JSON_DEPTH)"})
             continue
-        if not isinstance(item, dict | list):
-            continue
-        if limit is not None and depth >= limit:
-            errors.append({"path": _pointer(path), "message": f"nested deeper than {limit} levels (WEFT_MAX_JSON_DEPTH)"})
-            continue
-        if isinstance(item, dict):
-            for key, child in item.items():
-                problem = _string_problem(key) if isinstance(key, str) else None
-                if problem:
-                    errors.append({"path": _pointer((*path, key)),
-                                   "message": f"key {problem}"})
-                    continue
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if isinstance(key, str) and search(key):
+                string_error(key, (*path, key), "key ")
+                continue
+            if isinstance(child, str):
+                if search(child):
+                    string_error(child, (*path, str(key)))
+            elif isinstance(child, dict | list):
                 stack.append((child, (*path, str(key)), depth + 1))
-        else:
-            stack.extend((child, (*path, str(index)), depth + 1) for index, child in enumerate(item))
     errors.sort(key=lambda e: e["path"])
     return errors
