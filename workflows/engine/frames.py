@@ -134,7 +134,7 @@ class Recorder:
         self.secrets: set[str] = set()
 
     def redact(self, value: Any) -> Any:
-        return redact(value, self.secrets)
+        return redact(value, self.secrets) if self.secrets else value
 
     def record(self, ex: Exec, status: NodeStatus, *, port: str | None = None, output: Any = None,
                error: dict[str, Any] | None = None, process_data: dict[str, Any] | None = None,

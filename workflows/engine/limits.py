@@ -104,6 +104,29 @@ def _string_problem(text: str) -> str | None:
     return "contains a NUL character" if match.group(0) == "\x00" else "contains a lone surrogate (invalid Unicode)"
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def output_scan(value: Any, limit: int) -> tuple[int | None, bool]:
+    """One pass over a node's output for both of its checks, serialising it at most once: its UTF-8
+    JSON size when larger than ``limit`` bytes (0: not checked), and whether it may hold a NUL or a
+    lone surrogate (checked at C speed on the JSON text, where a NUL is written ``\\u0000`` and a
+    lone surrogate as itself; True means ``unstorable_errors`` must look: a literal backslash-u0000
+    in a string is a false alarm it clears)."""
+    if value is None or isinstance(value, bool | int | float):
+        return None, False
+    if isinstance(value, str):
+        return json_size_over(value, limit), _UNSTORABLE.search(value) is not None
+    if not isinstance(value, dict | list):
+        return json_size_over(value, limit), False
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    size = None
+    if limit > 0 and len(text) * 4 > limit:
+        encoded = len(text.encode("utf-8", "surrogatepass"))
+        size = encoded if encoded > limit else None
+    return size, "\\u0000" in text or _LONE_SURROGATE.search(text) is not None
+
+
 def unstorable_errors(value: Any, *, max_depth: int | None = None, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """What no database stores (or no renderer writes) in a JSON value, as ``[{"path", "message"}]``
     (JSON pointers, at most 20): NUL characters (PostgreSQL refuses them in text and jsonb) and lone

@@ -32,7 +32,7 @@ from workflows.engine.events import (
 )
 from workflows.engine.frames import Exec, Frame, Recorder, Scope, utc, value_error
 from workflows.engine.graph import CompiledGraph, CompiledNode, outputs_errors
-from workflows.engine.limits import CpuBudget, json_size_over, unstorable_errors
+from workflows.engine.limits import CpuBudget, json_size_over, output_scan, unstorable_errors
 from workflows.engine.nodes.base import (
     BodyResult,
     LimitExceeded,
@@ -403,7 +403,9 @@ class _Scheduler:
         if ex.secrets:
             self.rec.secrets.update(s for s in ex.secrets if s)
         if isinstance(result, NodeResult):
-            over = self.over_budget(ex, result) or self.unstorable(ex, result)
+            size, suspect = output_scan(result.output,
+                                        self.limits.output_bytes if ex.node.node_type.output_budget else 0)
+            over = self.over_budget(ex, size) or (self.unstorable(ex, result) if suspect else None)
             if over is not None:
                 self.on_failure(ex, over)
                 return
@@ -435,10 +437,10 @@ class _Scheduler:
         else:
             self.on_failure(ex, NodeError(f"{type(result).__name__}: {result}", code="internal_error"))
 
-    def over_budget(self, ex: Exec, result: NodeResult) -> LimitExceeded | None:
-        """A result that would cross a budget: an output larger than ``output_bytes`` (the node fails
-        and nothing of it is stored: not in the record, not in events), or the run's CPU time."""
-        size = json_size_over(result.output, self.limits.output_bytes) if ex.node.node_type.output_budget else None
+    def over_budget(self, ex: Exec, size: int | None) -> LimitExceeded | None:
+        """A result that would cross a budget: an output of ``size`` bytes, larger than ``output_bytes``
+        (the node fails and nothing of it is stored: not in the record, not in events), or the run's
+        CPU time."""
         if size is not None:
             if json_size_over(ex.inputs, self.limits.output_bytes) is not None:
                 ex.inputs = {"omitted": "larger than WEFT_NODE_MAX_OUTPUT_BYTES"}
