@@ -50,6 +50,37 @@ def node_exception_counts(*, team: Team, run_ids: list[Any]) -> dict[str, int]:
     return {str(run_id): n for run_id, n in rows}
 
 
+# Per published (or draft-snapshot) version, which never changes: can a node go on past a failure?
+_PAST_FAILURES: dict[Any, bool] = {}
+
+
+def _goes_on_past_failures(version: Any) -> bool:
+    known = _PAST_FAILURES.get(version.pk)
+    if known is None:
+        stack: list[Any] = [version.graph]
+        known = False
+        while stack and not known:
+            item = stack.pop()
+            if isinstance(item, dict):
+                known = item.get("on_error") in ("continue", "branch") and "type" in item
+                stack.extend(v for v in item.values() if isinstance(v, dict | list))
+            elif isinstance(item, list):
+                stack.extend(v for v in item if isinstance(v, dict | list))
+        if len(_PAST_FAILURES) > 4096:
+            _PAST_FAILURES.clear()
+        _PAST_FAILURES[version.pk] = known
+    return known
+
+
+def run_exception_count(*, team: Team, run: Run) -> int:
+    """``node_exception_counts`` of one run, without a query when its version has no node that can
+    go on past a failure (``on_error: continue`` / ``branch``): every blocking Dify answer asks."""
+    version = run.version
+    if version is not None and not _goes_on_past_failures(version):
+        return 0
+    return node_exception_counts(team=team, run_ids=[run.pk]).get(str(run.pk), 0)
+
+
 def run_events(*, run: Run, after: int = 0, limit: int = 1000) -> list[RunEvent]:
     return list(RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit])
 

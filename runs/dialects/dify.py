@@ -324,7 +324,7 @@ def _run_and_answer(request: Request, *, workflow: Workflow, version: WorkflowVe
 
 
 def _exceptions(request: Request, run: Run) -> int:
-    return selectors.node_exception_counts(team=request_team(request), run_ids=[run.pk]).get(str(run.pk), 0)
+    return selectors.run_exception_count(team=request_team(request), run=run)
 
 
 class DifyWorkflowRunApi(DifyView):
