@@ -222,8 +222,16 @@ def dify_stream_event(run: Run, event: dict[str, Any], exceptions_count: int = 0
 def dify_stream_response(run: Run, follower: RunFollower) -> Any:
     envelope = {"task_id": str(run.task_id), "workflow_run_id": str(run.pk)}
     exceptions = [0]  # node failures the run went on past, counted as their events pass
+    # ``workflow_started`` goes out as soon as the run is recorded (claimed, handed to its executor),
+    # from the run's row: a client sees its run begin without waiting for the executor's first
+    # commit; the log's own ``run_started`` (the same values) is not sent a second time.
+    started = dify_stream_event(run, {"type": "run_started", "data": {"inputs": run.inputs}})
+    assert started is not None
+    prelude = [sse_frame({"event": started[0], **envelope, "data": started[1]})]
 
     def frames(event: dict[str, Any]) -> Iterable[bytes]:
+        if event["type"] == "run_started":
+            return
         if event["type"] == "node_finished" and dify_node_status(event["data"] or {}) == "exception":
             exceptions[0] += 1
         mapped = dify_stream_event(run, event, exceptions[0])
@@ -234,7 +242,8 @@ def dify_stream_response(run: Run, follower: RunFollower) -> Any:
         logger.exception("stream of run %s failed", run.pk, exc_info=exc)
         return sse_frame({"event": "error", **envelope, "code": "unknown", "message": str(exc), "status": 500})
 
-    return sse_response(sse_stream(follower, frames=frames, ping=lambda: sse_frame(event="ping"), on_error=on_error))
+    return sse_response(sse_stream(follower, frames=frames, ping=lambda: sse_frame(event="ping"), on_error=on_error,
+                                   prelude=prelude))
 
 
 # Schemas ----------------------------------------------------------------------------------------
