@@ -39,6 +39,7 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from accounts.models import ALL_SCOPES, Membership, Role, Team
+from accounts.permissions import SESSION_TEAM_KEY
 from accounts.services import membership_add, team_create, token_create, user_get_or_create
 from workflows.models import App, Workflow, WorkflowVersion
 
@@ -157,6 +158,19 @@ def client_with_token(team: Team, scopes: list[str], app: App | None = None) -> 
 def client_with_session(user: User) -> APIClient:
     client = APIClient()
     client.force_login(user)
+    return client
+
+
+def page_client(user: User, team: Team) -> Any:
+    """A Django test client signed in as ``user`` with ``team`` as the session's current team (the
+    web pages' team), for page tests."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[SESSION_TEAM_KEY] = str(team.pk)
+    session.save()
     return client
 
 

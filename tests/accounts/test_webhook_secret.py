@@ -14,11 +14,10 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from accounts.models import Role, Team
-from accounts.permissions import SESSION_TEAM_KEY
 from runs.batches import batch_callback_deliver
 from runs.models import BatchJob, BatchStatus, Run
 from tests.bad_input import assert_bad_input
-from tests.conftest import client_with_session, db_snapshot, member_make, published_make
+from tests.conftest import client_with_session, db_snapshot, member_make, page_client, published_make
 from tests.durable.helpers import echo_graph
 from tests.engine.http_servers import Reply, scripted_server
 
@@ -112,14 +111,7 @@ def test_allowed_and_public_callback_urls_are_accepted(client_a: APIClient, team
 
 
 def _page_client(user: Any, team: Team) -> Any:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[SESSION_TEAM_KEY] = str(team.pk)
-    session.save()
-    return client
+    return page_client(user, team)
 
 
 def test_the_tokens_page_shows_admins_the_secret_and_rotates_it(team_a: Team, owner_a: Any, team_b: Team) -> None:

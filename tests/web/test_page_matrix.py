@@ -18,8 +18,7 @@ from django.test import Client
 from django.urls import URLPattern, reverse
 
 from accounts.models import Role, Team
-from accounts.permissions import SESSION_TEAM_KEY
-from tests.conftest import db_snapshot, member_make
+from tests.conftest import db_snapshot, member_make, page_client
 from tests.test_isolation_matrix import URL_KWARG_FACTORIES
 from web import urls as web_urls
 
@@ -55,12 +54,7 @@ def _url(pattern: URLPattern, team: Team) -> str:
 
 
 def _client(user: Any, team: Team) -> Client:
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[SESSION_TEAM_KEY] = str(team.pk)
-    session.save()
-    return client
+    return page_client(user, team)
 
 
 def _cases() -> list[Any]:

@@ -7,12 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from accounts.models import Credential
-from accounts.permissions import SESSION_TEAM_KEY
 from accounts.services import credential_create
-from tests.conftest import published_make, workflow_make
+from tests.conftest import page_client, published_make, workflow_make
 from tests.queues.helpers import queue_trigger_make
 
 pytestmark = pytest.mark.django_db
@@ -70,12 +68,7 @@ def test_a_queue_triggers_broker_credential_is_held_by_the_trigger(client_a: Any
 def test_the_credentials_page_says_why_it_did_not_delete(owner_a: Any, team_a: Any) -> None:
     credential = credential_create(team=team_a, name="orders-db", kind="database", secrets={"url": "sqlite:///o.db"})
     published_make(team_a, db_graph("orders-db"))
-    client = Client()
-    client.force_login(owner_a)
-    session = client.session
-    session[SESSION_TEAM_KEY] = str(team_a.pk)
-    session.save()
-    page = client.post(f"/settings/credentials/{credential.pk}/", {"action": "delete"}, follow=True)
+    page = page_client(owner_a, team_a).post(f"/settings/credentials/{credential.pk}/", {"action": "delete"}, follow=True)
     assert page.status_code == 200
     assert "is in use" in page.content.decode() and "save" in page.content.decode()
     assert Credential.objects.filter(pk=credential.pk).exists()

@@ -22,7 +22,7 @@ from accounts.models import Credential, Team
 from accounts.services import credential_create
 from runs.models import NodeRun, RunEvent
 from tests.bad_input import assert_bad_input
-from tests.conftest import published_make, workflow_make
+from tests.conftest import page_client, published_make, workflow_make
 from tests.engine.helpers import chain, compile_test, run
 from tests.engine.http_servers import FakeServices, Recorded, Reply, scripted_server
 from workflows.models import WorkflowVersion
@@ -172,9 +172,7 @@ def test_encoded_spellings_of_a_secret_echoed_back_are_redacted() -> None:
 
 def test_readers_never_see_an_inline_secret_a_draft_or_old_version_still_holds(team_a: Team, team_b: Team,
                                                                                viewer_a: Any) -> None:
-    from django.test import Client
 
-    from accounts.permissions import SESSION_TEAM_KEY
     from tests.conftest import client_with_token
 
     workflow = published_make(team_a, graph=inline_graph("https://api.example.com/x"))  # legacy version
@@ -186,11 +184,7 @@ def test_readers_never_see_an_inline_secret_a_draft_or_old_version_still_holds(t
         assert TOKEN not in text and KEY not in text and PASSWORD not in text
         assert shown.json()["graph"]["nodes"][1]["config"]["auth"] == {"type": "bearer", "token": "***"}
         assert TOKEN in json.dumps(editor.get(url).json())  # who can edit it sees what they must move
-    page = Client()
-    page.force_login(viewer_a)
-    session = page.session
-    session[SESSION_TEAM_KEY] = str(team_a.pk)
-    session.save()
+    page = page_client(viewer_a, team_a)
     for url in (f"/workflows/{workflow.pk}/", f"/workflows/{workflow.pk}/versions/?a=&b=1"):
         body = page.get(url).content.decode()
         assert TOKEN not in body and PASSWORD not in body and "***" in body, url
