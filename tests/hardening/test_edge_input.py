@@ -295,17 +295,10 @@ def test_a_response_nested_beyond_the_parser_fails_the_node_clearly() -> None:
                                            (DEEP, "WEFT_MAX_JSON_DEPTH")], ids=["surrogate", "nul", "deep"])
 def test_the_editor_save_refuses_unstorable_drafts(env: dict[str, Any], owner_a: Any, value: str,
                                                    message: str) -> None:
-    from django.test import Client
-
-    from accounts.permissions import SESSION_TEAM_KEY
-    from tests.conftest import db_snapshot
+    from tests.conftest import db_snapshot, page_client
     from workflows.models import Workflow
 
-    client = Client()
-    client.force_login(owner_a)
-    session = client.session
-    session[SESSION_TEAM_KEY] = str(Workflow.objects.get(pk=env["workflow"]).team_id)
-    session.save()
+    client = page_client(owner_a, Workflow.objects.get(pk=env["workflow"]).team)
     body = '{"graph": {"nodes": [{"id": "start", "type": "start", "name": @}], "edges": []}}'.replace("@", value)
     before = db_snapshot()
     response = client.post(f"/workflows/{env['workflow']}/draft", body, content_type="application/json")

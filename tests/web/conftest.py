@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from accounts.permissions import SESSION_TEAM_KEY
+from tests.conftest import page_client
 from tests.web.factories import team_with_members
 
 
@@ -28,12 +28,7 @@ def teams(db: Any) -> dict[str, Any]:
 @pytest.fixture
 def client_for(teams: dict[str, Any]) -> Any:
     def make(role: str, team: str = "acme") -> Client:
-        client = Client()
-        client.force_login(teams[f"{team}_users"][role])
-        session = client.session
-        session[SESSION_TEAM_KEY] = str(teams[team].pk)
-        session.save()
-        return client
+        return page_client(teams[f"{team}_users"][role], teams[team])
 
     return make
 

@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from accounts.models import ApiToken
-from accounts.permissions import SESSION_TEAM_KEY
 from runs.models import Run
 from tests.accounts.live import mail_links
+from tests.conftest import page_client
 from tests.support.processes import daphne
 from tests.web.factories import delay_graph, published_workflow, three_node_graph
 
@@ -132,11 +131,7 @@ def phone(browser: Any, site: str, request: Any) -> Any:
 
 
 def sign_in_as(page: Any, site: str, user: Any, team: Any) -> None:
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[SESSION_TEAM_KEY] = str(team.pk)
-    session.save()
+    client = page_client(user, team)
     page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site}])
 
 
