@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django behind the body limit (``config.bodylimit``), websockets
+"""ASGI entry point: HTTP through Django behind the body limit (``config.bodylimit``), on kept
+request threads (``config.handlers``), websockets
 through Channels (``runs.routing``); a websocket on an unknown path is refused at the handshake.
 
 Loading it brings up this web process's executor pool (``runs.pool``): however the web process
@@ -10,16 +11,22 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+import django  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.generic.websocket import WebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config.bodylimit import BodyLimitMiddleware, daphne_guard_if_serving, daphne_serving  # noqa: E402
 from config.logmask import daphne_access_log_mask  # noqa: E402
 
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
+
+from django.conf import settings  # noqa: E402
+
+from config.handlers import PooledThreadASGIHandler  # noqa: E402
+
+django_asgi_app = PooledThreadASGIHandler(idle_threads=settings.WEFT_HTTP_IDLE_THREADS)
 daphne_guard_if_serving()
 if daphne_serving():
     daphne_access_log_mask()  # receipt tokens, hook keys and tickets never reach the access log

@@ -131,13 +131,14 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'weft.sqlite3'}"
-# Worker processes (``manage.py qcluster``: long-lived, synchronous threads) keep their connection;
-# django-q2 closes every connection before it forks. The web process (ASGI: Daphne) opens one per
-# request, as Django advises for async servers. WEFT_DB_CONN_MAX_AGE overrides both.
-_IS_WORKER = "qcluster" in sys.argv
+# Every process keeps its connections (WEFT_DB_CONN_MAX_AGE seconds, checked at each request's
+# start): worker processes (``manage.py qcluster``) are long-lived synchronous threads (django-q2
+# closes every connection before it forks), and the web process serves each request on a kept
+# thread (config.handlers), not on a thread made for it, so a connection per thread is reused.
+# WEFT_HTTP_IDLE_THREADS: idle request threads (each with its connection) kept per web process.
 DATABASES = {"default": dj_database_url.parse(
-    DATABASE_URL, conn_max_age=env_int("WEFT_DB_CONN_MAX_AGE", 600 if _IS_WORKER else 0),
-    conn_health_checks=True)}
+    DATABASE_URL, conn_max_age=env_int("WEFT_DB_CONN_MAX_AGE", 600), conn_health_checks=True)}
+WEFT_HTTP_IDLE_THREADS = env_int("WEFT_HTTP_IDLE_THREADS", 16)
 _SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if _SQLITE:
     # WAL + busy timeout + IMMEDIATE transactions: the web server and the workers write to the

@@ -1,0 +1,57 @@
+"""Django's ASGI handler with each request's thread taken from a pool instead of made for it.
+
+Django's ``ASGIHandler`` runs a request's synchronous part (the middleware chain, the view, the
+``request_started`` / ``request_finished`` receivers) in a thread of its own: it enters a fresh
+``asgiref.sync.ThreadSensitiveContext`` per request, which starts a thread and joins it when the
+request ends. That thread's database connection dies with it, so every request also opened and
+closed its connection (on SQLite: open, register functions, PRAGMAs). Measured under load, thread
+start and join plus the new connection were about a fifth of a web process's CPU per run
+(docs/performance.md).
+
+``PooledThreadASGIHandler`` keeps Django's handler as it is and gives each request's
+``ThreadSensitiveContext`` a one-thread executor taken from an idle list (asgiref >= 3.13 accepts
+an executor it does not own). Semantics are unchanged: all of one request's thread-sensitive work
+still runs on one thread, the only one that request uses; requests never share a thread at the
+same time. What changes is that the thread and its database connection outlive the request
+(``CONN_MAX_AGE``, with Django's health checks at each request's start).
+
+Budget: at most ``WEFT_HTTP_IDLE_THREADS`` idle threads are kept per web process. A request that
+finds none idle gets a new thread, as before (streams hold theirs while open, and they have their
+own caps: docs/serving.md); when more than the budget are idle, the extra threads close their
+database connections and end.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import ThreadSensitiveContext
+from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
+
+
+class PooledThreadASGIHandler(ASGIHandler):
+    """``ASGIHandler`` whose per-request thread comes from a pool of kept threads."""
+
+    def __init__(self, *, idle_threads: int) -> None:
+        super().__init__()
+        self.idle_threads = idle_threads
+        self._idle: list[ThreadPoolExecutor] = []  # touched only on the event loop's thread
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, thread_name_prefix="weft-http")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self._release(executor)
+
+    def _release(self, executor: ThreadPoolExecutor) -> None:
+        if len(self._idle) < self.idle_threads:
+            self._idle.append(executor)
+            return
+        executor.submit(connections.close_all)  # this thread's connection must not outlive it
+        executor.shutdown(wait=False)

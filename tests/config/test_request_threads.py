@@ -1,0 +1,119 @@
+"""Kept request threads (config.handlers): Django's ASGI handler, with each request's thread taken
+from an idle list. Requests in turn reuse one thread and its database connection; requests at the
+same time each get a thread of their own; idle threads past the budget end, their connection
+closed; a view's thread-sensitive work runs on its request's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.test import override_settings
+from django.urls import path
+
+from config.handlers import PooledThreadASGIHandler
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+gate = threading.Barrier(2, timeout=10)
+
+
+def whoami(request: HttpRequest) -> JsonResponse:
+    connection.ensure_connection()
+    return JsonResponse({"thread": threading.get_ident(), "connection": id(connection.connection)})
+
+
+def together(request: HttpRequest) -> JsonResponse:
+    gate.wait()  # returns only when the other request is in its own view at the same time
+    return JsonResponse({"thread": threading.get_ident()})
+
+
+async def hops(request: HttpRequest) -> JsonResponse:
+    first = await sync_to_async(threading.get_ident)()
+    second = await sync_to_async(threading.get_ident)()
+    return JsonResponse({"first": first, "second": second})
+
+
+urlpatterns = [path("whoami", whoami), path("together", together), path("hops", hops)]
+
+
+async def call(handler: PooledThreadASGIHandler, route: str) -> tuple[int, dict[str, Any]]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": f"/{route}", "raw_path": f"/{route}".encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1),
+             "server": ("testserver", 80)}
+    messages: list[dict[str, Any]] = []
+    sent = asyncio.Event()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await sent.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            sent.set()
+
+    await handler(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return messages[0]["status"], json.loads(body)
+
+
+@pytest.fixture
+def handler() -> Any:
+    with override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["testserver"]):
+        yield PooledThreadASGIHandler(idle_threads=1)
+
+
+def test_requests_in_turn_reuse_one_thread_and_its_connection(handler: PooledThreadASGIHandler) -> None:
+    async def main() -> list[dict[str, Any]]:
+        return [(await call(handler, "whoami"))[1] for _ in range(3)]
+
+    answers = asyncio.run(main())
+    assert len({a["thread"] for a in answers}) == 1
+    assert len({a["connection"] for a in answers}) == 1  # kept (CONN_MAX_AGE), not reopened per request
+    assert answers[0]["thread"] != threading.get_ident()
+
+
+def test_requests_at_the_same_time_get_threads_of_their_own(handler: PooledThreadASGIHandler) -> None:
+    async def main() -> list[tuple[int, dict[str, Any]]]:
+        return list(await asyncio.gather(call(handler, "together"), call(handler, "together")))
+
+    (status_1, one), (status_2, two) = asyncio.run(main())
+    assert (status_1, status_2) == (200, 200)
+    assert one["thread"] != two["thread"]  # on one thread, the barrier would time out
+
+
+def test_idle_threads_past_the_budget_end(handler: PooledThreadASGIHandler) -> None:
+    before = {t.ident for t in threading.enumerate()}
+
+    async def main() -> None:
+        await asyncio.gather(call(handler, "together"), call(handler, "together"))
+
+    asyncio.run(main())
+    assert len(handler._idle) == 1  # the budget (idle_threads=1): the second thread was let go
+    for _ in range(100):
+        made = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("weft-http")]
+        if len(made) == 1:
+            break
+        threading.Event().wait(0.05)
+    assert len(made) == 1
+
+
+def test_thread_sensitive_work_of_an_async_view_stays_on_its_request_thread(handler: PooledThreadASGIHandler) -> None:
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        return (await call(handler, "hops"))[1], (await call(handler, "whoami"))[1]
+
+    hop, who = asyncio.run(main())
+    assert hop["first"] == hop["second"] == who["thread"]
