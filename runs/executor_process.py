@@ -1,8 +1,9 @@
 """An executor process of the execution tier (started by ``runs.pool``: ``main`` after ``django.setup()``).
 
 Sets Django up once (warm: imports, database connection, compiled versions cached), then executes
-the claimed runs its owner hands it over the inherited socket (``WEFT_EXECUTOR_FD``), one at a
-time, with the ordinary executor (``runs.executor.run_execute``). Committed events and the run's end
+the claimed runs its owner hands it over the inherited socket (``WEFT_EXECUTOR_FD``: the run's row
+and its team's as the owner claimed them, so nothing is read again; versions are immutable and
+cached here), one at a time, with the ordinary executor (``runs.executor.run_execute``). Committed events and the run's end
 go back over the same socket; nobody listens in this process.
 
 Its own limits: ``RLIMIT_CORE`` 0, an ``RLIMIT_AS`` backstop above ``WEFT_EXECUTOR_MEMORY_MB`` (the
@@ -28,10 +29,12 @@ from typing import Any
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from accounts.models import Team
 from runs import live
 from runs.executor import run_execute, stop_signal_local
 from runs.models import Run, RunStatus
-from runs.pool import dumps, run_fields
+from runs.pool import dumps, row_from_wire, run_fields
+from runs.versions import version_get
 from workflows.engine.graph import compile_graph
 from workflows.engine.ports import RunContext
 from workflows.engine.scheduler import run_graph
@@ -132,8 +135,10 @@ def main() -> None:
             break
         fields = None
         try:
-            run = Run.objects.select_related("version", "team").filter(pk=message["run"]).first()
-            if run is not None and run.status == RunStatus.RUNNING:
+            run = row_from_wire(Run, message["row"])
+            run.team = row_from_wire(Team, message["team"])
+            run.version = version_get(run.version_id)
+            if run.status == RunStatus.RUNNING:
                 _limit_cpu(float(message.get("cpu", 60)))
                 finished = run_execute(run.pk, claimed=run)
                 fields = run_fields(finished) if finished is not None else None

@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 from runs.executor import (
@@ -62,6 +63,7 @@ from runs.live import events_publish
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=models.Model)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTOR_MAIN = "import django; django.setup(); from runs.executor_process import main; main()"
@@ -91,6 +93,17 @@ def run_apply(run: Run, data: dict[str, Any]) -> Run:
     for name in RUN_TIMES:
         setattr(run, name, datetime.fromisoformat(data[name]) if data[name] else None)
     return run
+
+
+def row_wire(obj: models.Model) -> dict[str, Any]:
+    """A row as the owner holds it, for the pipe (``row_from_wire`` on the other side): the executor
+    starts from the owner's claimed run and its team instead of reading them again."""
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def row_from_wire(model: type[M], data: dict[str, Any]) -> M:
+    fields = model._meta.concrete_fields
+    return model.from_db("default", [f.attname for f in fields], [f.to_python(data[f.attname]) for f in fields])
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -255,7 +268,8 @@ class Pool:
             executor.job = job
             executor.runs += 1
             job.cpu_start = cpu_seconds(executor.pid) or 0.0
-            message = {"t": "run", "run": job.key, "cpu": self.limits.cpu_seconds}
+            message = {"t": "run", "run": job.key, "cpu": self.limits.cpu_seconds,
+                       "row": row_wire(job.run), "team": row_wire(job.run.team)}
             if not executor.send(message):
                 executor.kill("pipe")  # its death ends the job (executor_crashed), never a second executor
         # One executor starting at a time: starting one costs about a second of CPU, and a burst that

@@ -1,6 +1,7 @@
-"""Compiled graphs of published versions, cached per process.
+"""Versions and their compiled graphs, cached per process.
 
-A published version never changes, so its compiled graph (topology, CEL programs, schemas) is
+A version never changes once written, so its row (``version_get``: what an executor process needs
+for each run it is handed) and its compiled graph (topology, CEL programs, schemas) are read and
 built once per process and reused by every run of that version.
 """
 
@@ -14,10 +15,28 @@ from accounts.selectors import credential_names, parameters_get
 from config.errors import AppUnavailable
 from workflows.budgets import engine_limits
 from workflows.engine.graph import CompiledGraph, GraphInvalid, compile_graph
+from workflows.models import WorkflowVersion
 
 _CACHE_SIZE = 256
 _cache: OrderedDict[str, CompiledGraph] = OrderedDict()
 _lock = threading.Lock()
+_versions: OrderedDict[str, WorkflowVersion] = OrderedDict()
+
+
+def version_get(version_id: Any) -> WorkflowVersion:
+    """The version row (immutable; cached, the newest ``_CACHE_SIZE`` kept)."""
+    key = str(version_id)
+    with _lock:
+        hit = _versions.get(key)
+        if hit is not None:
+            _versions.move_to_end(key)
+            return hit
+    version = WorkflowVersion.objects.get(pk=version_id)
+    with _lock:
+        _versions[key] = version
+        while len(_versions) > _CACHE_SIZE:
+            _versions.popitem(last=False)
+    return version
 
 
 def compiled_version(*, version: Any) -> CompiledGraph:
