@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.selectors import parameters_get
+from config.hotsql import RowInserter, update_where
 from runs.callbacks import run_wake_if_waiting
 from runs.lifecycle import run_finish, run_finish_expected
 from runs.live import events_publish
@@ -93,6 +94,9 @@ NODE_FIELDS = [
     "attempt", "port", "inputs", "outputs", "process_data", "error", "receipt_token", "state", "wake_at",
     "started_at", "finished_at", "elapsed",
 ]
+# The step's writes, their SQL compiled once (config.hotsql): node runs upserted by (run, key).
+NODE_RUN_UPSERT = RowInserter(NodeRun, unique_fields=["run", "key"], update_fields=NODE_FIELDS)
+EVENT_INSERT = RowInserter(RunEvent)
 
 
 def noderun_from_record(run: Run, record: NodeRecord) -> NodeRun:
@@ -143,8 +147,8 @@ class RunHost:
         # The engine's last step (pure nodes only), written with the run's end: one transaction less.
         self.pending_records: list[NodeRecord] = []
 
-    def _lease_q(self) -> Q:
-        return Q(pk=self.run.pk, worker=self.worker, claim_count=self.claim, status=RunStatus.RUNNING)
+    def _lease_where(self) -> dict[str, Any]:
+        return {"pk": self.run.pk, "worker": self.worker, "claim_count": self.claim, "status": RunStatus.RUNNING}
 
     def load(self) -> list[NodeRecord]:
         if self.claim == 1 and self.seq == 0:
@@ -179,13 +183,10 @@ class RunHost:
             for i, (t, d) in enumerate(events)
         ]
         with transaction.atomic():
-            if not Run.objects.filter(self._lease_q()).update(**fields):
+            if not update_where(Run, self._lease_where(), fields):
                 raise LeaseLost(str(self.run.pk))
-            if rows:
-                NodeRun.objects.bulk_create(rows, update_conflicts=True, unique_fields=["run", "key"],
-                                            update_fields=NODE_FIELDS)
-            if event_rows:
-                RunEvent.objects.bulk_create(event_rows)
+            NODE_RUN_UPSERT.insert(rows)
+            EVENT_INSERT.insert(event_rows)
         self.seq += len(events)
         self.steps = fields["total_steps"]
         if event_rows:  # the payloads are built only if someone reads them (runs.live)
