@@ -8,12 +8,20 @@ closed its connection (on SQLite: open, register functions, PRAGMAs). Measured u
 start and join plus the new connection were about a fifth of a web process's CPU per run
 (docs/performance.md).
 
-``PooledThreadASGIHandler`` keeps Django's handler as it is and gives each request's
+``PooledThreadASGIHandler`` keeps Django's handler and gives each request's
 ``ThreadSensitiveContext`` a one-thread executor taken from an idle list (asgiref >= 3.13 accepts
-an executor it does not own). Semantics are unchanged: all of one request's thread-sensitive work
-still runs on one thread, the only one that request uses; requests never share a thread at the
-same time. What changes is that the thread and its database connection outlive the request
-(``CONN_MAX_AGE``, with Django's health checks at each request's start).
+an executor it does not own). All of one request's thread-sensitive work still runs on one thread,
+the only one that request uses; requests never share a thread at the same time. The thread and
+its database connection outlive the request (``CONN_MAX_AGE``, with Django's health checks at each
+request's start).
+
+It also runs the middleware chain in its synchronous form, as under WSGI, in one hop to the
+request's thread. In its asynchronous form Django switches between the event loop and the thread
+at every middleware that is only synchronous or only asynchronous, and at every hook of the
+``MiddlewareMixin`` ones (about ten switches per request here). Every view of this project is
+synchronous; a streaming response's asynchronous iterator (SSE) is still consumed on the event
+loop (``ASGIHandler.send_response``), and an ``async def`` view would run through ``async_to_sync``
+on the loop as under WSGI.
 
 Budget: at most ``WEFT_HTTP_IDLE_THREADS`` idle threads are kept per web process. A request that
 finds none idle gets a new thread, as before (streams hold theirs while open, and they have their
@@ -26,16 +34,20 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
+from django.http import FileResponse, HttpRequest
+from django.http.response import HttpResponseBase
 
 
 class PooledThreadASGIHandler(ASGIHandler):
     """``ASGIHandler`` whose per-request thread comes from a pool of kept threads."""
 
     def __init__(self, *, idle_threads: int) -> None:
-        super().__init__()
+        base.BaseHandler.__init__(self)  # not ASGIHandler's: the chain is loaded in its sync form
+        self.load_middleware(is_async=False)
         self.idle_threads = idle_threads
         self._idle: list[ThreadPoolExecutor] = []  # touched only on the event loop's thread
 
@@ -48,6 +60,14 @@ class PooledThreadASGIHandler(ASGIHandler):
                 await self.handle(scope, receive, send)
         finally:
             self._release(executor)
+
+    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
+        """The sync chain and view, in one hop to the request's thread."""
+        response = await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size
+        return response
 
     def _release(self, executor: ThreadPoolExecutor) -> None:
         if len(self._idle) < self.idle_threads:
