@@ -8,17 +8,42 @@ backend and sends every row through ``executemany``; each value is still convert
 the same. Auto-increment primary keys are left to the database and not read back: callers that
 need them use ``bulk_create``. ``update_where`` is ``Model.objects.filter(a=..., b=...).update(...)``
 for equality filters, its statement cached per shape.
+
+Both return a ``Statement``: the SQL and its converted values, ready before the transaction that
+executes it begins. On SQLite that transaction holds the one writer's lock: only the statements
+themselves run while it is held, not the work of building them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models, router
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One prepared statement: ``execute`` runs it (``executemany`` for several rows); the rows changed."""
+
+    alias: str
+    sql: str
+    params: list[Any] | list[list[Any]]
+    many: bool = False
+
+    def execute(self) -> int:
+        if self.many and not self.params:
+            return 0
+        with connections[self.alias].cursor() as cursor:
+            if self.many:
+                cursor.executemany(self.sql, self.params)
+            else:
+                cursor.execute(self.sql, self.params)
+            return cursor.rowcount
 
 
 class RowInserter:
@@ -47,26 +72,22 @@ class RowInserter:
             self._sql[alias] = hit
         return hit
 
-    def insert(self, rows: Iterable[models.Model]) -> None:
-        """Write ``rows`` (unsaved instances) in one ``executemany``."""
+    def prepare(self, rows: Iterable[models.Model]) -> Statement:
+        """The insert of ``rows`` (unsaved instances: ``pre_save`` fills what it fills, e.g.
+        ``auto_now_add``), as one ``executemany``; nothing to do for no rows."""
         alias = router.db_for_write(self.model)
         connection = connections[alias]
-        params: list[list[Any]] = [
-            [f.get_db_prep_save(f.pre_save(row, True), connection) for f in self.fields] for row in rows
-        ]
-        if not params:
-            return
-        with connection.cursor() as cursor:
-            cursor.executemany(self.sql(alias), params)
+        params = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in self.fields] for row in rows]
+        return Statement(alias, self.sql(alias), params, many=True)
 
 
 _updates: dict[tuple[Any, ...], str] = {}
 _updates_lock = threading.Lock()
 
 
-def update_where(model: type[models.Model], where: dict[str, Any], values: dict[str, Any]) -> int:
-    """``UPDATE model SET values WHERE`` each ``where`` field equals its value; the rows changed.
-    Names are field names (``pk`` for the primary key); each value is converted by its field."""
+def update_where(model: type[models.Model], where: dict[str, Any], values: dict[str, Any]) -> Statement:
+    """``UPDATE model SET values WHERE`` each ``where`` field equals its value. Names are field
+    names (``pk`` for the primary key); each value is converted by its field."""
     meta = model._meta
     alias = router.db_for_write(model)
     connection = connections[alias]
@@ -82,6 +103,4 @@ def update_where(model: type[models.Model], where: dict[str, Any], values: dict[
             _updates[key] = sql
     params = [f.get_db_prep_save(v, connection) for f, v in zip(set_fields, values.values(), strict=True)]
     params += [f.get_db_prep_value(v, connection) for f, v in zip(where_fields, where.values(), strict=True)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return Statement(alias, sql, params)

@@ -182,11 +182,13 @@ class RunHost:
             RunEvent(team_id=self.run.team_id, run_id=self.run.pk, seq=self.seq + i + 1, type=t, data=d, created_at=now)
             for i, (t, d) in enumerate(events)
         ]
+        lease, nodes, appended = (update_where(Run, self._lease_where(), fields), NODE_RUN_UPSERT.prepare(rows),
+                                  EVENT_INSERT.prepare(event_rows))
         with transaction.atomic():
-            if not update_where(Run, self._lease_where(), fields):
+            if not lease.execute():
                 raise LeaseLost(str(self.run.pk))
-            NODE_RUN_UPSERT.insert(rows)
-            EVENT_INSERT.insert(event_rows)
+            nodes.execute()
+            appended.execute()
         self.seq += len(events)
         self.steps = fields["total_steps"]
         if event_rows:  # the payloads are built only if someone reads them (runs.live)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Team
 from config.errors import AppUnavailable, BudgetExceeded, InvalidInput, RateLimited, team_owned
+from config.hotsql import RowInserter
 from runs.files import file_inputs_resolve
 from runs.models import ACTIVE_STATUSES, Run, RunEvent, RunMode
 from runs.versions import compiled_version
@@ -29,6 +30,8 @@ from workflows.models import App, Workflow, WorkflowVersion
 # Blocking and streaming runs hold a server thread for their whole life: they count against the
 # concurrency limits; async runs queue for the workers instead.
 INTERACTIVE_MODES = (RunMode.BLOCKING, RunMode.STREAMING)
+
+RUN_INSERT = RowInserter(Run)
 
 MODE_TIMEOUTS = {
     RunMode.BLOCKING: lambda: settings.WEFT_BLOCKING_TIMEOUT,
@@ -106,12 +109,14 @@ def run_create(
     )
     if prepare is not None:
         prepare(run)
+    insert = RUN_INSERT.prepare([run])  # built before the transaction: only the statements run inside it
     with transaction.atomic():
         if parent_run is not None:
             concurrency_check(team=team, token=None)
         elif mode in INTERACTIVE_MODES:
             concurrency_check(team=team, token=token)
-        run.save(force_insert=True)
+        insert.execute()
+    run._state.adding, run._state.db = False, insert.alias
     return run
 
 

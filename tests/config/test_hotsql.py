@@ -34,8 +34,8 @@ def values(rows: Any, *names: str) -> list[tuple[Any, ...]]:
 def test_inserted_rows_read_back_as_bulk_create_writes_them(run: Run) -> None:
     now = timezone.now()
     data = [{"a": [1, 2.5, None, "é"], "nested": {"x": True}}, {}, {"unicode": "\u2603"}]
-    RowInserter(RunEvent).insert([RunEvent(team_id=run.team_id, run=run, seq=i + 1, type="t", data=d, created_at=now)
-                                  for i, d in enumerate(data)])
+    RowInserter(RunEvent).prepare([RunEvent(team_id=run.team_id, run=run, seq=i + 1, type="t", data=d, created_at=now)
+                                  for i, d in enumerate(data)]).execute()
     RunEvent.objects.bulk_create([RunEvent(team_id=run.team_id, run=run, seq=i + 11, type="t", data=d, created_at=now)
                                   for i, d in enumerate(data)])
     ours = RunEvent.objects.filter(run=run, seq__lt=10).order_by("seq")
@@ -48,24 +48,25 @@ def test_an_upsert_updates_the_listed_fields_of_the_conflicting_row(run: Run) ->
     upsert = RowInserter(NodeRun, unique_fields=["run", "key"], update_fields=["status", "outputs"])
     first = NodeRun(team_id=run.team_id, run=run, key="a", node_id="a", node_type="start", status="running",
                     title="first", started_at=timezone.now())
-    upsert.insert([first, NodeRun(team_id=run.team_id, run=run, key="b", node_id="b", node_type="end", status="running")])
-    upsert.insert([NodeRun(team_id=run.team_id, run=run, key="a", node_id="a", node_type="start", status="succeeded",
-                           title="second", outputs={"v": 1})])
+    upsert.prepare([first, NodeRun(team_id=run.team_id, run=run, key="b", node_id="b", node_type="end",
+                                   status="running")]).execute()
+    upsert.prepare([NodeRun(team_id=run.team_id, run=run, key="a", node_id="a", node_type="start", status="succeeded",
+                            title="second", outputs={"v": 1})]).execute()
     rows = {r.key: r for r in NodeRun.objects.filter(run=run)}
     assert set(rows) == {"a", "b"}
     assert (rows["a"].status, rows["a"].outputs, rows["a"].title) == ("succeeded", {"v": 1}, "first")
     assert rows["a"].pk == first.pk and rows["a"].started_at == first.started_at
     assert rows["b"].status == "running"
-    upsert.insert([])  # nothing to write: no statement, no error
+    assert upsert.prepare([]).execute() == 0  # nothing to write: no statement, no error
 
 
 def test_update_where_changes_only_matching_rows(run: Run) -> None:
     later = timezone.now() + timedelta(hours=1)
-    assert update_where(Run, {"pk": run.pk, "status": RunStatus.RUNNING}, {"outputs": {"no": 1}}) == 0
+    assert update_where(Run, {"pk": run.pk, "status": RunStatus.RUNNING}, {"outputs": {"no": 1}}).execute() == 0
     run.refresh_from_db()
     assert run.outputs is None
     changed = update_where(Run, {"pk": run.pk, "status": RunStatus.PENDING, "claim_count": 0},
-                           {"outputs": {"ok": [1]}, "wake_at": later, "total_steps": 3, "error": None})
+                           {"outputs": {"ok": [1]}, "wake_at": later, "total_steps": 3, "error": None}).execute()
     assert changed == 1
     run.refresh_from_db()
     assert (run.outputs, run.wake_at, run.total_steps, run.error) == ({"ok": [1]}, later, 3, None)
