@@ -32,7 +32,7 @@ from django.utils import timezone
 from accounts.models import Team
 from runs import live
 from runs.executor import run_execute, stop_signal_local
-from runs.models import Run, RunStatus
+from runs.models import FINAL_STATUSES, Run, RunStatus
 from runs.pool import dumps, row_from_wire, run_fields
 from runs.versions import version_get
 from workflows.engine.graph import compile_graph
@@ -100,8 +100,18 @@ def main() -> None:
         with send_lock:
             conn.send_bytes(data)
 
-    def forward(run_id: Any, team_id: Any, events: list[dict[str, Any]], status: str | None) -> None:
-        send({"t": "events", "run": str(run_id), "team": str(team_id), "events": events, "status": status})
+    watched: set[str] = set()  # runs whose events someone in the owner reads ("watch")
+
+    def forward(run_id: Any, team_id: Any, events: live.Events, status: str | None) -> None:
+        # Events only while someone reads them (the owner says so: at hand-over, or "watch" when a
+        # reader comes later; meanwhile the log has them). A final status rides on "done".
+        key = str(run_id)
+        final = status in FINAL_STATUSES
+        if key in watched:
+            send({"t": "events", "run": key, "team": str(team_id), "events": events() if callable(events) else events,
+                  "status": None if final else status})
+        elif status is not None and not final:
+            send({"t": "events", "run": key, "team": str(team_id), "events": [], "status": status})
 
     live.forward_set(forward)
     jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
@@ -114,6 +124,8 @@ def main() -> None:
                 os._exit(0)  # the owner went away: so does its executor (its leases run out)
             if message.get("t") == "stop":
                 stop_signal_local(message["run"])
+            elif message.get("t") == "watch":
+                watched.add(message["run"])
             elif message.get("t") == "exit":
                 jobs.put(None)
             else:
@@ -140,6 +152,8 @@ def main() -> None:
             run.version = version_get(run.version_id)
             if run.status == RunStatus.RUNNING:
                 _limit_cpu(float(message.get("cpu", 60)))
+                if message.get("watch"):
+                    watched.add(message["run"])
                 finished = run_execute(run.pk, claimed=run)
                 fields = run_fields(finished) if finished is not None else None
         except BaseException:
@@ -148,6 +162,7 @@ def main() -> None:
             logger.exception("run %s: the executor failed", message.get("run"))
             close_old_connections()
             os._exit(70)
+        watched.discard(message["run"])
         send({"t": "done", "run": message["run"], "fields": fields})
         if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > memory_mb * 1024:
             break  # memory grew past the limit during the run: a fresh executor takes over

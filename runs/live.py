@@ -41,6 +41,27 @@ def listener_add(run_id: Any, listener: Listener) -> None:
     (``runs.cursor.Feed`` is the one listener of a followed run). It must not block."""
     with _lock:
         _listeners[str(run_id)].append(listener)
+    if _on_listen is not None:
+        _on_listen(run_id)
+
+
+_on_listen: Callable[[Any], None] | None = None
+
+
+def listen_hook_set(hook: Callable[[Any], None] | None) -> None:
+    """``hook(run_id)`` is called when a listener is added (``runs.pool``: the executor running
+    that run starts sending its events, which it sends only while someone here reads them)."""
+    global _on_listen
+    _on_listen = hook
+
+
+def events_wanted(run_id: Any) -> bool:
+    """Whether anyone may read the run's events as they are committed: a listener in this process,
+    or a reader of its channel-layer group (always, on a layer shared by processes)."""
+    with _lock:
+        if _listeners.get(str(run_id)):
+            return True
+    return _readers(run_group(run_id))
 
 
 def listener_remove(run_id: Any, listener: Listener) -> None:
@@ -107,13 +128,15 @@ def loop_note(loop: asyncio.AbstractEventLoop) -> None:
     _publisher.server_loop = loop
 
 
-Forward = Callable[[Any, Any, list[dict[str, Any]], str | None], None]
+Events = list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]
+Forward = Callable[[Any, Any, Events, str | None], None]
 _forward: Forward | None = None
 
 
 def forward_set(forward: Forward | None) -> None:
     """In an executor process (``runs.executor_process``) committed events go to the web process or
-    worker that handed it the run (over the pool's pipe), which delivers them: nobody listens here."""
+    worker that handed it the run (over the pool's pipe), which delivers them: nobody listens here.
+    ``forward`` gets ``events`` as given (a function building them, or the list)."""
     global _forward
     _forward = forward
 
@@ -128,23 +151,23 @@ def _readers(group: str) -> bool:
     return True
 
 
-def events_publish(*, run_id: Any, team_id: Any, events: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]],
-                   status: str | None = None) -> None:
+def events_publish(*, run_id: Any, team_id: Any, events: Events, status: str | None = None) -> None:
     """Deliver committed events to in-process listeners and the channel layer; never blocks.
     ``events`` may be a function building them: it is called only when someone reads them."""
     if _forward is not None:
-        _forward(run_id, team_id, events() if callable(events) else events, status)
+        _forward(run_id, team_id, events, status)
         return
     with _lock:
         targets = list(_listeners.get(str(run_id), ()))
     group = run_group(run_id)
     if targets or _readers(group):
         built = events() if callable(events) else events
-        for listener in targets:
-            try:
-                listener(built)
-            except Exception:  # a reader's problem never reaches the run that produced the events
-                logger.exception("run %s: an event listener failed", run_id)
-        _publisher.send(group, {"type": "run.events", "events": built})
+        if built:  # a status change alone has no events
+            for listener in targets:
+                try:
+                    listener(built)
+                except Exception:  # a reader's problem never reaches the run that produced the events
+                    logger.exception("run %s: an event listener failed", run_id)
+            _publisher.send(group, {"type": "run.events", "events": built})
     if status is not None:
         _publisher.send(team_group(team_id), {"type": "run.status", "run_id": str(run_id), "status": status})

@@ -6,7 +6,9 @@ ASGI start-up (``config.asgi``); each django-q2 worker supervises one executor o
 (``runs.tasks.run_task``). The owner claims the run (the lease is in its name), hands the claimed
 run to an idle executor over that executor's pipe (no queue, no poll) and waits; the executor
 (``runs.executor_process``) runs the engine and sends back, over the same pipe, the run's committed
-events (delivered here to SSE listeners and the channel layer: ``runs.live``) and its end.
+events while anyone here reads them (delivered to SSE listeners and the channel layer: ``runs.live``;
+the hand-over says whether anyone does, and a reader that comes later sends "watch"; unread
+events are only in the log), its status changes, and its end (with the final status).
 
 Limits, per run (settings, README's environment table; docs/durable.md "Execution tier"):
 - CPU time ``WEFT_EXECUTOR_CPU_SECONDS``: the watchdog reads the executor's CPU time; an
@@ -59,8 +61,8 @@ from runs.executor import (
     run_execute_in_thread,
     stop_forwarder_add,
 )
-from runs.live import events_publish
-from runs.models import Run
+from runs.live import events_publish, events_wanted, listen_hook_set
+from runs.models import FINAL_STATUSES, Run, RunMode
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=models.Model)
@@ -268,7 +270,9 @@ class Pool:
             executor.job = job
             executor.runs += 1
             job.cpu_start = cpu_seconds(executor.pid) or 0.0
-            message = {"t": "run", "run": job.key, "cpu": self.limits.cpu_seconds,
+            # A streaming run is followed by the request that started it (it subscribes right after the hand-over).
+            watch = job.run.mode == RunMode.STREAMING or events_wanted(job.key)
+            message = {"t": "run", "run": job.key, "cpu": self.limits.cpu_seconds, "watch": watch,
                        "row": row_wire(job.run), "team": row_wire(job.run.team)}
             if not executor.send(message):
                 executor.kill("pipe")  # its death ends the job (executor_crashed), never a second executor
@@ -286,6 +290,14 @@ class Pool:
             self.idle.append(executor)
             self._assign()
 
+    def events_watch(self, run_id: Any) -> None:
+        """Someone here started reading the run's events: its executor sends them from now on."""
+        with self.lock:
+            job = self.jobs.get(str(run_id))
+            executor = job.executor if job is not None else None
+        if executor is not None:  # not handed over yet: the hand-over asks (events_wanted)
+            executor.send({"t": "watch", "run": str(run_id)})
+
     def job_done(self, executor: Executor, fields: dict[str, Any] | None) -> None:
         with self.lock:
             job = executor.job
@@ -299,6 +311,8 @@ class Pool:
             if not executor.kill_reason:
                 self.idle.append(executor)
             self._assign()
+        if fields is not None and fields["status"] in FINAL_STATUSES:  # an executor leaves the final status to "done"
+            events_publish(run_id=job.key, team_id=job.run.team_id, events=[], status=fields["status"])
         job.done.set()
 
     def executor_died(self, executor: Executor) -> None:
@@ -456,6 +470,7 @@ def pool_get(*, warm: int | None = None, maximum: int | None = None) -> Pool:
             _pool = Pool(warm=warm if warm is not None else int(settings.WEFT_EXECUTORS),
                          maximum=maximum if maximum is not None else int(settings.WEFT_EXECUTORS_MAX))
             stop_forwarder_add(_stop_forward)
+            listen_hook_set(_watch)
         return _pool
 
 
@@ -492,6 +507,11 @@ def run_in_worker(run_id: Any) -> Run | None:
     if run is None:
         return None
     return pool_get(warm=1, maximum=1).run(run)
+
+
+def _watch(run_id: Any) -> None:
+    if _pool is not None:
+        _pool.events_watch(run_id)
 
 
 def _stop_forward(run_id: Any) -> None:
