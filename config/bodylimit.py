@@ -10,7 +10,10 @@ Two layers, because the server buffers before the application sees a byte:
   all of it to the application at once, so a 300 MB upload became 300 MB of memory before any
   ASGI code ran. The guard refuses in Twisted itself: a declared length over the limit, or a
   chunked body once it passes the limit, is answered 413 at once, the rest discarded, the
-  connection closed.
+  connection closed. It also stops Twisted from parsing form and multipart POST bodies into
+  ``request.args`` (with the ``email`` package, Content-Type included, for every POST): Daphne
+  never reads them, it hands the raw body to the application, so that was CPU spent on every
+  request and a hostile multipart body parsed for nothing.
 
 The 413 body is problem+json, or Dify's error body under ``/v1/`` (as ``runs.limits``).
 """
@@ -137,7 +140,8 @@ class _Discard:
 
 
 def daphne_guard_install() -> None:
-    """Patch Daphne's request class (once) to refuse oversized bodies while they arrive."""
+    """Patch Daphne's request class (once) to refuse oversized bodies while they arrive, and not to
+    parse POST bodies Daphne never reads."""
     from daphne.http_protocol import WebRequest  # only under Daphne (see config.asgi)
 
     if getattr(WebRequest, "_weft_guarded", False):
@@ -180,6 +184,8 @@ def daphne_guard_install() -> None:
     WebRequest.gotLength = guarded_got_length
     WebRequest.handleContentChunk = guarded_content_chunk
     WebRequest.process = guarded_process
+    # A data descriptor: Twisted's ``Request.__init__`` assigns the flag, and the assignment is ignored.
+    WebRequest._parsePOSTFormSubmission = property(lambda self: False, lambda self, value: None)
     WebRequest._weft_guarded = True
 
 

@@ -166,3 +166,21 @@ def test_the_asgi_layer_refuses_under_any_server_without_reading_past_the_limit(
     assert sent[0]["status"] == 413 and read == 0
     sent, read = asyncio.run(call([(b"transfer-encoding", b"chunked")], 4800))
     assert sent[0]["status"] == 413 and read == LIMIT // 65536 + 1
+
+
+def test_a_malformed_multipart_body_reaches_the_application_not_twisted_s_form_parser(
+        server: tuple[Process, str]) -> None:
+    """Twisted parses POST form bodies for ``request.args`` (which Daphne never reads) and answers a
+    malformed multipart body with its own bare 400 before the application sees it; the guard turns
+    that parsing off, so the application answers (here: no token, Dify's 401 body)."""
+    import requests
+
+    _, url = server
+    body = b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nno closing boundary"
+    response = requests.post(f"{url}/v1/files/upload", data=body, timeout=30,
+                             headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+    garbage = requests.post(f"{url}/v1/files/upload", data=b"\x00\xff not multipart at all", timeout=30,
+                            headers={"Content-Type": "multipart/form-data"})
+    assert garbage.status_code == 401
