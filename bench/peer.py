@@ -280,8 +280,8 @@ def run(cfg: Config, report: Report) -> None:
             targets = [("weft", weft_url, BODY_WEFT, token)]
             if n8n_url:
                 targets.append(("n8n", n8n_url, BODY_N8N, ""))
-            for _, url, body, tok in targets:  # warm up
-                measure(url, body, tok, 2, cfg.pick(2.0, 1.0))
+            for _, url, body, tok in targets:  # warm up at the highest concurrency measured (Weft's pools grow to it)
+                measure(url, body, tok, 10, cfg.pick(3.0, 1.0))
             for conc in (1, 10):
                 per: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in targets}
                 for _ in range(rounds):
@@ -304,7 +304,7 @@ def run(cfg: Config, report: Report) -> None:
         report.note(f"Side by side: {name} errors; a request made right after answered {sample!r}.".replace("|", "/"))
     after = uptime()
     report.note(f"Side by side: load after = `{after}`. Load generator: {generator()}, on the same cores as both "
-                f"servers; {rounds} alternating round(s) of {seconds:g} s per peer and concurrency after a warm-up, "
+                f"servers; {rounds} alternating round(s) of {seconds:g} s per peer and concurrency after a warm-up at c=10, "
                 "median round shown. Weft as shipped: `manage.py runweft` (one Daphne per core, the cluster, the "
                 "default rate limits), SQLite; n8n: " + (f"{N8N_VERSION}, the peer's Webhook -> Set workflow, "
                 "execution data saved" if why_not is None else f"not measured ({why_not})") + ".")
