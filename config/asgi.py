@@ -17,6 +17,7 @@ from channels.generic.websocket import WebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from config.accepting import accept_one_at_a_time  # noqa: E402
 from config.bodylimit import BodyLimitMiddleware, daphne_guard_if_serving, daphne_serving  # noqa: E402
 from config.logmask import daphne_access_log_mask  # noqa: E402
 
@@ -30,6 +31,7 @@ django_asgi_app = PooledThreadASGIHandler(idle_threads=settings.WEFT_HTTP_IDLE_T
 daphne_guard_if_serving()
 if daphne_serving():
     daphne_access_log_mask()  # receipt tokens, hook keys and tickets never reach the access log
+    accept_one_at_a_time()  # connections spread over the web processes sharing the socket
 
 from runs.pool import pool_start  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402

@@ -178,3 +178,38 @@ def test_web_processes_share_the_socket_and_follow_runs_executed_elsewhere(team_
         stop(proc)
         if proc.poll() is None:
             stop(proc, kill=True)
+
+
+def test_connections_opened_at_once_are_taken_in_turn_by_the_web_processes() -> None:
+    """Ten connections opened together (a keep-alive pool, a load generator) are spread over both
+    Daphne processes (config.accepting), not all taken by whichever woke first."""
+    port = free_port()
+    proc = start([sys.executable, "manage.py", "runweft", "--host", "127.0.0.1", "--port", str(port), "--no-demo",
+                  "--web-processes", "2"], name="runweft", new_session=True, WEFT_LOG_LEVEL="ERROR",
+                 WEFT_Q_LOG_LEVEL="ERROR")
+    try:
+        wait_running(proc, port)
+        deadline = time.monotonic() + 30
+        web: set[int] = set()
+        while len(web) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            web = {c for c in children_of(proc.pid) if "daphne" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")}
+        assert len(web) == 2, proc.log_tail()
+        for _ in range(3):
+            clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(10)]
+            try:
+                served: dict[int | None, int] = {}
+                for _ in range(50):  # until every connection has been accepted by one of them
+                    time.sleep(0.1)
+                    owners = [serving_pid(c, port, web) for c in clients]
+                    served = {pid: owners.count(pid) for pid in set(owners)}
+                    if None not in served:
+                        break
+                assert set(served) == web and min(served.values()) >= 2, served
+            finally:
+                for client in clients:
+                    client.close()
+    finally:
+        stop(proc)
+        if proc.poll() is None:
+            stop(proc, kill=True)
