@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["config.jsoninput.CheckedJSONParser"],  # depth budget, NUL, lone surrogates
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     # Requests per minute per token and per team (runs.limits; WEFT_*RATE_LIMIT_PER_MINUTE, 0 = off).
-    "DEFAULT_THROTTLE_CLASSES": ["runs.limits.TokenRateThrottle", "runs.limits.TeamRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["runs.limits.RequestRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

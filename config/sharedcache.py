@@ -129,6 +129,21 @@ class SharedFileCache(BaseCache):
             raise ValueError(f"Key '{key}' not found")
         return int(row[0])
 
+    def count_windows(self, keys: list[str], timeout: float) -> list[int]:
+        """Add one to each counter of ``keys`` (made from 0, expiring in ``timeout`` seconds, when
+        missing or expired) in one statement; the counts, in order. The rate limits' counters."""
+        made = [self.make_and_validate_key(key) for key in keys]
+        now = time.time()
+        live = "(cache.expires IS NULL OR cache.expires >= ?) AND typeof(cache.value) = 'integer'"
+        sql = ("INSERT INTO cache (key, value, expires) VALUES " + ", ".join(["(?, 1, ?)"] * len(made))
+               + f" ON CONFLICT(key) DO UPDATE SET value = CASE WHEN {live} THEN cache.value + 1 ELSE 1 END, "
+               f"expires = CASE WHEN {live} THEN cache.expires ELSE excluded.expires END RETURNING key, value")
+        conn, path = self._conn()
+        with _Write(path):  # every returned row read before the writer's place is given back
+            counts = dict(conn.execute(sql, (*[x for key in made for x in (key, now + timeout)], now, now)).fetchall())
+        self._writes += 1
+        return [int(counts[key]) for key in made]
+
     def touch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         key = self.make_and_validate_key(key, version=version)
         cursor = self._write(f"UPDATE cache SET expires = ? WHERE key = ? AND {_LIVE}",

@@ -1,11 +1,11 @@
 """Request limits: per-token and per-team requests per minute, and the request body size.
 
-- ``TokenRateThrottle`` and ``TeamRateThrottle`` are DRF throttles (``REST_FRAMEWORK
-  ["DEFAULT_THROTTLE_CLASSES"]``), so every API view counts; a view opts out with
-  ``throttle_classes = []``. Each is a fixed one-minute window counted with atomic cache operations
-  (``cache.incr``, and ``cache.add`` for a window's first request: one round trip on Redis when
-  ``REDIS_URL`` is set, one statement in the shared cache file otherwise, config.sharedcache), so N+k concurrent requests over a limit of
-  N get exactly k refusals. A refusal is DRF's ``Throttled`` (429 with ``Retry-After`` = seconds
+- ``RequestRateThrottle`` is a DRF throttle (``REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]``), so
+  every API view counts; a view opts out with ``throttle_classes = []``. It counts two fixed
+  one-minute windows, the token's and the team's, with atomic cache operations (on Redis when
+  ``REDIS_URL`` is set, ``cache.incr``, and ``cache.add`` for a window's first request; in the
+  shared cache file otherwise, both windows in one statement, config.sharedcache), so N+k
+  concurrent requests over a limit of N get exactly k refusals. A refusal is DRF's ``Throttled`` (429 with ``Retry-After`` = seconds
   to the next window), rendered by the view's own error handler (problem+json, or Dify's body).
   Limits: ``WEFT_RATE_LIMIT_PER_MINUTE`` (token) and ``WEFT_TEAM_RATE_LIMIT_PER_MINUTE`` (team),
   read per request; 0 turns one off.
@@ -36,45 +36,60 @@ from config.bodylimit import body_limit, too_large_body
 WINDOW_SECONDS = 60
 
 
-def window_count(key: str, *, now: float | None = None) -> tuple[int, int]:
-    """Count one request against ``key`` in the current minute: ``(count so far, seconds left)``."""
+def window_counts(keys: list[str], *, now: float | None = None) -> list[tuple[int, int]]:
+    """Count one request against each of ``keys`` in the current minute: ``(count so far, seconds
+    left)`` for each. On the shared cache file all keys are counted in one write
+    (``SharedFileCache.count_windows``); elsewhere (Redis) each is an ``incr`` (its window's first
+    request also ``add``s it)."""
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
-    cache_key = f"weft:rate:{key}:{window}"
+    left = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+    cache_keys = [f"weft:rate:{key}:{window}" for key in keys]
+    count_windows = getattr(cache, "count_windows", None)
+    if count_windows is not None:
+        counts = count_windows(cache_keys, WINDOW_SECONDS + 5)
+    else:
+        counts = [_incr(key) for key in cache_keys]
+    return [(count, left) for count in counts]
+
+
+def _incr(cache_key: str) -> int:
     for _ in range(3):  # one write once the window exists; its first request adds it (one wins a race)
         try:
-            count = cache.incr(cache_key)
-            break
+            return cache.incr(cache_key)
         except ValueError:
             cache.add(cache_key, 0, timeout=WINDOW_SECONDS + 5)
-    else:
-        raise RuntimeError(f"rate window {cache_key} could not be counted")
-    left = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
-    return count, left
+    raise RuntimeError(f"rate window {cache_key} could not be counted")
 
 
-class _MinuteThrottle(BaseThrottle):
-    """Hooks: ``limit()`` (0: off) and ``ident(request)`` (None: not counted)."""
+def window_count(key: str, *, now: float | None = None) -> tuple[int, int]:
+    """``window_counts`` of one key."""
+    return window_counts([key], now=now)[0]
 
-    scope_name = ""
+
+class RequestRateThrottle(BaseThrottle):
+    """The request's token (``WEFT_RATE_LIMIT_PER_MINUTE``) and its team
+    (``WEFT_TEAM_RATE_LIMIT_PER_MINUTE``, API tokens and signed-in members alike), each a one-minute
+    window, counted together; 0 turns one off. Both are counted even when one refuses (as two DRF
+    throttles would be), and the wait is the longer one."""
 
     def __init__(self) -> None:
         self._wait: int | None = None
 
-    def limit(self) -> int:
-        raise NotImplementedError
-
-    def ident(self, request: Request) -> str | None:
-        raise NotImplementedError
-
     def allow_request(self, request: Request, view: Any) -> bool:
-        limit = self.limit()
-        ident = self.ident(request) if limit else None
-        if ident is None:
+        counted: list[tuple[str, int]] = []
+        token_limit = int(settings.WEFT_RATE_LIMIT_PER_MINUTE)
+        if token_limit and isinstance(request.auth, ApiToken):
+            counted.append((f"token:{request.auth.pk}", token_limit))
+        team_limit = int(settings.WEFT_TEAM_RATE_LIMIT_PER_MINUTE)
+        if team_limit and (team := _team_ident(request)) is not None:
+            counted.append((f"team:{team}", team_limit))
+        if not counted:
             return True
-        count, left = window_count(f"{self.scope_name}:{ident}")
-        if count > limit:
-            self._wait = left
+        counts = window_counts([key for key, _ in counted])
+        waits = [left for (count, left), (_, limit) in zip(counts, counted, strict=True) if count > limit]
+        if waits:
+            self._wait = max(waits)
             return False
         return True
 
@@ -82,27 +97,11 @@ class _MinuteThrottle(BaseThrottle):
         return self._wait
 
 
-class TokenRateThrottle(_MinuteThrottle):
-    scope_name = "token"
-
-    def limit(self) -> int:
-        return int(settings.WEFT_RATE_LIMIT_PER_MINUTE)
-
-    def ident(self, request: Request) -> str | None:
-        return str(request.auth.pk) if isinstance(request.auth, ApiToken) else None
-
-
-class TeamRateThrottle(_MinuteThrottle):
-    scope_name = "team"
-
-    def limit(self) -> int:
-        return int(settings.WEFT_TEAM_RATE_LIMIT_PER_MINUTE)
-
-    def ident(self, request: Request) -> str | None:
-        if isinstance(request.auth, ApiToken):
-            return str(request.auth.team_id)
-        membership = request_membership(request) if getattr(request, "user", None) is not None else None
-        return str(membership.team_id) if membership is not None else None
+def _team_ident(request: Request) -> str | None:
+    if isinstance(request.auth, ApiToken):
+        return str(request.auth.team_id)
+    membership = request_membership(request) if getattr(request, "user", None) is not None else None
+    return str(membership.team_id) if membership is not None else None
 
 
 def body_too_large_response(request: HttpRequest, limit: int) -> HttpResponse:

@@ -7,6 +7,7 @@ one web process is redeemed by another, once)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -75,3 +76,16 @@ def test_a_ticket_issued_here_is_redeemed_once_by_another_process(team_a: Team) 
     tails = run_all(f"from runs.ws_tickets import ws_ticket_redeem\nprint(ws_ticket_redeem({ticket!r}), flush=True)", 1)
     assert str(team_a.pk) in tails[0]
     assert ws_ticket_redeem(ticket) is None  # used up by the other process
+
+
+def test_count_windows_counts_every_key_in_one_statement_and_restarts_expired_ones(tmp_path: Any) -> None:
+    from config.sharedcache import SharedFileCache
+
+    cache = SharedFileCache(str(tmp_path / "c.sqlite3"), {})
+    assert cache.count_windows(["a", "b"], 60) == [1, 1]
+    assert cache.count_windows(["b", "a"], 60) == [2, 2]
+    assert cache.count_windows(["a"], 60) == [3]
+    assert cache.get("a") == 3 and cache.get("b") == 2
+    cache.set("b", 7, timeout=-1)  # expired: counting starts again
+    cache.set("c", "text")  # not a counter: counting starts again
+    assert cache.count_windows(["a", "b", "c"], 60) == [4, 1, 1]
