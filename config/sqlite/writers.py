@@ -16,7 +16,8 @@ Here every writer takes a ticket and waits for the writer just before it, blocki
   mid-transaction), the wait gives up and the transaction goes to SQLite's own wait as before.
   The queue only orders writers; SQLite's lock still guarantees one writer at a time, so giving up
   costs fairness, never correctness. The bounded wait is done by a helper thread only when the
-  writer before still holds its byte (the uncontended case does not wait at all).
+  writer before still holds its byte (the uncontended case does not wait at all); waiter threads
+  are kept and reused.
 
 One ``Ticket`` is held from ``BEGIN IMMEDIATE`` to the commit, rollback or close that ends it.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import queue
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -66,6 +68,9 @@ class WriterQueue:
     local: threading.local = field(default_factory=threading.local)
     fds: list[int] = field(default_factory=list)
     guard: threading.Lock = field(default_factory=threading.Lock)
+    # Contended waits are handed to kept waiter threads (``_waiter``), each with its own file.
+    waits: queue.SimpleQueue[tuple[int, threading.Event]] = field(default_factory=queue.SimpleQueue)
+    idle_waiters: int = 0
 
     def _fd(self) -> int:
         fd = getattr(self.local, "fd", None)
@@ -98,20 +103,31 @@ class WriterQueue:
         if _range_lock(fd, fcntl.F_RDLCK, offset, wait=False):
             _range_lock(fd, fcntl.F_UNLCK, offset, wait=False)
             return
-        # Contended: a helper thread with its own file waits in the kernel; this thread waits for
-        # the helper at most ``timeout``. An abandoned helper ends as soon as the byte is free.
+        # Contended: a waiter thread with its own file waits in the kernel; this thread waits for
+        # it at most ``timeout``. An abandoned wait ends as soon as the byte is free.
         done = threading.Event()
-
-        def wait() -> None:
-            helper = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
-            try:
-                _range_lock(helper, fcntl.F_RDLCK, offset, wait=True)
-            finally:
-                os.close(helper)  # closing drops the read lock
-                done.set()
-
-        threading.Thread(target=wait, name="weft-sqlite-writer-wait", daemon=True).start()
+        with self.guard:
+            if self.idle_waiters:
+                self.idle_waiters -= 1  # one of them takes the request
+            else:
+                threading.Thread(target=self._waiter, name="weft-sqlite-writer-wait", daemon=True).start()
+        self.waits.put((offset, done))
         done.wait(timeout)
+
+    def _waiter(self) -> None:
+        """A kept waiter: takes wait requests in turn (thread and file reused; starting a thread and
+        opening the file for every contended write was a measurable part of a run's cost)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        waits = self.waits
+        while True:
+            offset, done = waits.get()
+            _range_lock(fd, fcntl.F_RDLCK, offset, wait=True)
+            _range_lock(fd, fcntl.F_UNLCK, offset, wait=False)
+            done.set()
+            with self.guard:
+                if waits is not self.waits:  # forked meanwhile: this thread is the parent's
+                    return
+                self.idle_waiters += 1
 
     def after_fork_in_child(self) -> None:
         # Locks held by the parent's threads belong to the parent's open files; the child gets
@@ -122,6 +138,8 @@ class WriterQueue:
         self.fds = []
         self.local = threading.local()
         self.guard = threading.Lock()
+        self.waits = queue.SimpleQueue()  # the parent's waiter threads are not in the child
+        self.idle_waiters = 0
 
 
 _queues: dict[str, WriterQueue] = {}
@@ -131,17 +149,17 @@ _queues_lock = threading.Lock()
 def writer_queue(db_path: str) -> WriterQueue:
     path = f"{db_path}-writers"
     with _queues_lock:
-        queue = _queues.get(path)
-        if queue is None:
-            queue = _queues[path] = WriterQueue(path)
-        return queue
+        found = _queues.get(path)
+        if found is None:
+            found = _queues[path] = WriterQueue(path)
+        return found
 
 
 def _after_fork_in_child() -> None:
     global _queues_lock
     _queues_lock = threading.Lock()
-    for queue in _queues.values():
-        queue.after_fork_in_child()
+    for writers in _queues.values():
+        writers.after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

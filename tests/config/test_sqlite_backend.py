@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -167,3 +168,24 @@ def test_writers_of_several_processes_are_served_in_turn(team_a: Team, tmp_path:
     assert not queue_busy()
 
 
+
+
+def test_contended_waits_reuse_one_kept_waiter_thread(tmp_path: Path) -> None:
+    def waiters() -> int:
+        return sum(t.name == "weft-sqlite-writer-wait" for t in threading.enumerate())
+
+    before = waiters()
+    queue = writer_queue(str(tmp_path / "db.sqlite3"))
+    for _ in range(5):
+        first = queue.acquire(10.0)
+        got: list[Any] = []
+        second = threading.Thread(target=lambda into=got: into.append(queue.acquire(10.0)))
+        second.start()
+        time.sleep(0.1)
+        assert not got  # waiting for the first
+        first.release()
+        second.join(10)
+        assert got, "the second writer never got its turn"
+        got[0].release()
+    time.sleep(0.1)
+    assert waiters() - before == 1 and queue.idle_waiters == 1  # one waiter, started once, idle again
