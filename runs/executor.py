@@ -34,7 +34,7 @@ from config.hotsql import RowInserter, update_where
 from runs.callbacks import run_wake_if_waiting
 from runs.lifecycle import run_finish, run_finish_expected
 from runs.live import events_publish
-from runs.models import NodeCallback, NodeRun, Run, RunEvent, RunStatus
+from runs.models import FINAL_STATUSES, NodeCallback, NodeRun, Run, RunEvent, RunStatus
 from runs.runtime import RunServices
 from runs.services import event_dict, run_events_append, run_finished_data
 from runs.taskqueue import run_enqueue
@@ -146,6 +146,8 @@ class RunHost:
         self.pending_status: str | None = None
         # The engine's last step (pure nodes only), written with the run's end: one transaction less.
         self.pending_records: list[NodeRecord] = []
+        # The run's last events (``run_finished``) reach readers once its end-of-run work is done.
+        self.final_publish: Callable[[], None] | None = None
 
     def _lease_where(self) -> dict[str, Any]:
         return {"pk": self.run.pk, "worker": self.worker, "claim_count": self.claim, "status": RunStatus.RUNNING}
@@ -192,8 +194,14 @@ class RunHost:
         self.seq += len(events)
         self.steps = fields["total_steps"]
         if event_rows:  # the payloads are built only if someone reads them (runs.live)
-            events_publish(run_id=self.run.pk, team_id=self.run.team_id,
-                           events=lambda: [event_dict(e) for e in event_rows], status=status_change)
+            def publish() -> None:
+                events_publish(run_id=self.run.pk, team_id=self.run.team_id,
+                               events=lambda: [event_dict(e) for e in event_rows], status=status_change)
+
+            if status_change in FINAL_STATUSES:
+                self.final_publish = publish  # after the end-of-run work (run_execute)
+            else:
+                publish()
 
 
 class Heartbeats:
@@ -347,6 +355,8 @@ def run_execute(run_id: Any, *, stop_event: threading.Event | None = None, claim
             run_finish(ended)
         except Exception:  # rolled back: the reaper's safety net finishes it again
             logger.exception("run %s: end-of-run work failed", key)
+    if host.final_publish is not None:
+        host.final_publish()
     return ended
 
 
@@ -417,11 +427,12 @@ def run_end_crashed(*, run_id: Any, where: Q, error: dict[str, Any]) -> Run | No
         ended = Run.objects.select_related("version", "team").get(pk=run_id)
         published = run_events_append(run=ended, events=[("run_finished", run_finished_data(ended))])
     ended.event_seq = published[-1]["seq"]
-    events_publish(run_id=ended.pk, team_id=ended.team_id, events=published, status=RunStatus.FAILED)
     try:
         run_finish(ended)  # its end-of-run work (dead letter, batch progress, ...), exactly once
     except Exception:  # rolled back: the reaper's safety net finishes it again
         logger.exception("run %s: end-of-run work failed", run_id)
+    # Readers learn of the end once its end-of-run work is done (as a blocking run's answer does).
+    events_publish(run_id=ended.pk, team_id=ended.team_id, events=published, status=RunStatus.FAILED)
     # Child runs it was executing in the same executor died with it: they end the same way.
     for child_id in Run.objects.filter(parent_run_id=run_id, status=RunStatus.RUNNING).values_list("pk", flat=True):
         run_end_crashed(run_id=child_id, where=Q(status=RunStatus.RUNNING), error=error)
