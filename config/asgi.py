@@ -25,7 +25,7 @@ django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
 
 from django.conf import settings  # noqa: E402
 
-from config.handlers import PooledThreadASGIHandler  # noqa: E402
+from config.handlers import FreshContext, PooledThreadASGIHandler  # noqa: E402
 
 django_asgi_app = PooledThreadASGIHandler(idle_threads=settings.WEFT_HTTP_IDLE_THREADS)
 daphne_guard_if_serving()
@@ -46,10 +46,10 @@ class UnknownPathConsumer(WebsocketConsumer):
 
 pool_start()  # warm executors start while the server binds; the first run waits for one if need be
 
-application = ProtocolTypeRouter(
+application = FreshContext(ProtocolTypeRouter(
     {
         "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": AuthMiddlewareStack(URLRouter([*websocket_urlpatterns,
                                                     re_path(r"", UnknownPathConsumer.as_asgi())])),
     }
-)
+))

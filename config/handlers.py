@@ -23,6 +23,13 @@ synchronous; a streaming response's asynchronous iterator (SSE) is still consume
 loop (``ASGIHandler.send_response``), and an ``async def`` view would run through ``async_to_sync``
 on the loop as under WSGI.
 
+Every connection's application also starts in a fresh ``contextvars`` context (``FreshContext``,
+around the whole ASGI application). Daphne starts the application of the next request on a
+keep-alive connection, or of a websocket, from inside the previous response's ``send``, so the new
+task inherited the previous request's context, its ``ThreadSensitiveContext`` included: a
+websocket consumer's database call then failed with "ThreadSensitiveContext has exited" (asgiref
+refuses calls into a context with an executor after it exited; without one, the leak went unseen).
+
 Budget: at most ``WEFT_HTTP_IDLE_THREADS`` idle threads are kept per web process. A request that
 finds none idle gets a new thread, as before (streams hold theirs while open, and they have their
 own caps: docs/serving.md); when more than the budget are idle, the extra threads close their
@@ -31,6 +38,8 @@ database connections and end.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -75,3 +84,15 @@ class PooledThreadASGIHandler(ASGIHandler):
             return
         executor.submit(connections.close_all)  # this thread's connection must not outlive it
         executor.shutdown(wait=False)
+
+
+class FreshContext:
+    """Run an ASGI application in a context of its own, empty: nothing of whatever request was
+    being answered when the server started this one (see the module's docstring)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self.app(scope, receive, send), context=contextvars.Context())
+        await task  # cancelling this (the server does when the client leaves) cancels the task too

@@ -6,18 +6,20 @@ closed; a view's thread-sensitive work runs on its request's thread."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.test import override_settings
 from django.urls import path
 
-from config.handlers import PooledThreadASGIHandler
+from config.handlers import FreshContext, PooledThreadASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,3 +119,29 @@ def test_thread_sensitive_work_of_an_async_view_stays_on_its_request_thread(hand
 
     hop, who = asyncio.run(main())
     assert hop["first"] == hop["second"] == who["thread"]
+
+
+def test_an_application_started_from_inside_an_ended_request_gets_a_fresh_context() -> None:
+    """Twisted starts a connection's application from whatever context its callback was scheduled
+    in, which may be an ended request's: seen in CI as every websocket failing with
+    "ThreadSensitiveContext has exited". ``FreshContext`` (around config.asgi's application) starts
+    each one in an empty context."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["thread"] = await sync_to_async(threading.get_ident)()  # thread-sensitive, as consumers' DB calls
+
+    async def main() -> tuple[Any, Any]:
+        executor = ThreadPoolExecutor(1)
+        async with ThreadSensitiveContext(executor=executor):
+            leaked = contextvars.copy_context()  # what a callback scheduled during the request keeps
+        executor.shutdown()
+        loop = asyncio.get_running_loop()
+        bare: dict[str, Any] = {}
+        with pytest.raises(RuntimeError, match="ThreadSensitiveContext has exited"):
+            await loop.create_task(app(bare, None, None), context=leaked)
+        fresh: dict[str, Any] = {}
+        await loop.create_task(FreshContext(app)(fresh, None, None), context=leaked)
+        return bare.get("thread"), fresh.get("thread")
+
+    bare, fresh = asyncio.run(main())
+    assert bare is None and fresh is not None
