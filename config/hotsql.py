@@ -81,7 +81,7 @@ class RowInserter:
         return Statement(alias, self.sql(alias), params, many=True)
 
 
-_updates: dict[tuple[Any, ...], str] = {}
+_updates: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}
 _updates_lock = threading.Lock()
 
 
@@ -92,15 +92,17 @@ def update_where(model: type[models.Model], where: dict[str, Any], values: dict[
     alias = router.db_for_write(model)
     connection = connections[alias]
     key = (model, alias, tuple(where), tuple(values))
-    sql = _updates.get(key)
-    set_fields = [meta.get_field(name) for name in values]
-    where_fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
-    if sql is None:
+    hit = _updates.get(key)
+    if hit is None:
+        set_fields = [meta.get_field(name) for name in values]
+        where_fields = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
         qn = connection.ops.quote_name
         sql = (f"UPDATE {qn(meta.db_table)} SET " + ", ".join(f"{qn(f.column)} = %s" for f in set_fields)
                + " WHERE " + " AND ".join(f"{qn(f.column)} = %s" for f in where_fields))
+        hit = (sql, set_fields, where_fields)
         with _updates_lock:
-            _updates[key] = sql
+            _updates[key] = hit
+    sql, set_fields, where_fields = hit
     params = [f.get_db_prep_save(v, connection) for f, v in zip(set_fields, values.values(), strict=True)]
     params += [f.get_db_prep_value(v, connection) for f, v in zip(where_fields, where.values(), strict=True)]
     return Statement(alias, sql, params)

@@ -78,10 +78,14 @@ class SharedFileCache(BaseCache):
             conns[path] = conn
         return conn, path
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor | _Rows:
+        """One statement in the file's writer queue; a ``RETURNING`` statement's rows are read
+        before the place is given back (``fetchall`` on the cursor returned)."""
         conn, path = self._conn()
         with _Write(path):
             cursor = conn.execute(sql, args)
+            if cursor.description is not None:
+                cursor = _Rows(cursor.fetchall(), cursor.rowcount)
         self._writes += 1
         if self._writes % SWEEP_EVERY == 0:
             with _Write(path):
@@ -138,10 +142,7 @@ class SharedFileCache(BaseCache):
         sql = ("INSERT INTO cache (key, value, expires) VALUES " + ", ".join(["(?, 1, ?)"] * len(made))
                + f" ON CONFLICT(key) DO UPDATE SET value = CASE WHEN {live} THEN cache.value + 1 ELSE 1 END, "
                f"expires = CASE WHEN {live} THEN cache.expires ELSE excluded.expires END RETURNING key, value")
-        conn, path = self._conn()
-        with _Write(path):  # every returned row read before the writer's place is given back
-            counts = dict(conn.execute(sql, (*[x for key in made for x in (key, now + timeout)], now, now)).fetchall())
-        self._writes += 1
+        counts = dict(self._write(sql, (*[x for key in made for x in (key, now + timeout)], now, now)).fetchall())
         return [int(counts[key]) for key in made]
 
     def touch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
@@ -164,6 +165,19 @@ class SharedFileCache(BaseCache):
 
     def close(self, **kwargs: Any) -> None:
         """Connections stay open for the thread's next request (Django calls this after each one)."""
+
+
+class _Rows:
+    """A finished statement's returned rows, read under the writer's place (``SharedFileCache._write``)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
 
 
 class _Write:

@@ -62,11 +62,6 @@ def _incr(cache_key: str) -> int:
     raise RuntimeError(f"rate window {cache_key} could not be counted")
 
 
-def window_count(key: str, *, now: float | None = None) -> tuple[int, int]:
-    """``window_counts`` of one key."""
-    return window_counts([key], now=now)[0]
-
-
 class RequestRateThrottle(BaseThrottle):
     """The request's token (``WEFT_RATE_LIMIT_PER_MINUTE``) and its team
     (``WEFT_TEAM_RATE_LIMIT_PER_MINUTE``, API tokens and signed-in members alike), each a one-minute

@@ -325,7 +325,7 @@ def dify_run_body(data: Any) -> dict[str, Any]:
     at most 255 characters); anything else goes through the serializer, which says what is wrong
     exactly as before. The serializer cost more than the rest of the request's validation."""
     if isinstance(data, dict) and data.keys() <= _RUN_BODY_KEYS and type(data.get("inputs")) is dict:
-        mode, user, files = data.get("response_mode", "blocking"), data.get("user"), data.get("files", _NO_FILES)
+        mode, user, files = data.get("response_mode", "blocking"), data.get("user"), data.get("files", [])
         if mode in ("blocking", "streaming") and type(user) is str and files == [] and 0 < len(user := user.strip()) <= 255:
             return {"inputs": dict(data["inputs"]), "response_mode": mode, "user": user, "files": []}
     body = DifyRunIn(data=data)
@@ -334,7 +334,6 @@ def dify_run_body(data: Any) -> dict[str, Any]:
 
 
 _RUN_BODY_KEYS = frozenset({"inputs", "response_mode", "user", "files"})
-_NO_FILES: list[Any] = []
 
 
 def _run_and_answer(request: Request, *, workflow: Workflow, version: WorkflowVersion | None) -> Any:

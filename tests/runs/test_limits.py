@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken
 from accounts.services import token_create
 from accounts.tokens import token_split
-from runs.limits import window_count
+from runs.limits import window_counts
 from runs.models import Run
 from tests.conftest import client_with_token
 from tests.runs.conftest import RunEnv, run_count, run_env_make
@@ -88,11 +88,11 @@ def test_refused_run_requests_write_no_run(run_env: RunEnv) -> None:
     assert run_count() == 3
 
 
-def test_window_count_is_per_minute() -> None:
+def test_window_counts_are_per_minute() -> None:
     key = f"k-{uuid.uuid4().hex}"
-    assert window_count(key, now=120.0) == (1, 60)
-    assert window_count(key, now=179.5) == (2, 1)
-    assert window_count(key, now=180.0) == (1, 60)
+    assert window_counts([key], now=120.0) == [(1, 60)]
+    assert window_counts([key], now=179.5) == [(2, 1)]
+    assert window_counts([key], now=180.0) == [(1, 60)]
 
 
 @override_settings(WEFT_MAX_BODY_BYTES=2000)

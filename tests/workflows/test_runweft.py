@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,29 @@ def serving_pid(client: socket.socket, server_port: int, pids: set[int]) -> int 
     return None
 
 
+@contextlib.contextmanager
+def two_web_processes(**env: str) -> Iterator[tuple[Any, int, set[int]]]:
+    """``manage.py runweft --web-processes 2`` on a free port: the process, the port and the pids of
+    its two Daphne processes; stopped afterwards."""
+    port = free_port()
+    proc = start([sys.executable, "manage.py", "runweft", "--host", "127.0.0.1", "--port", str(port), "--no-demo",
+                  "--web-processes", "2"], name="runweft", new_session=True, WEFT_LOG_LEVEL="ERROR",
+                 WEFT_Q_LOG_LEVEL="ERROR", **env)
+    try:
+        wait_running(proc, port)
+        deadline = time.monotonic() + 30
+        web: set[int] = set()
+        while len(web) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            web = {c for c in children_of(proc.pid) if "daphne" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")}
+        assert len(web) == 2, proc.log_tail()
+        yield proc, port, web
+    finally:
+        stop(proc)
+        if proc.poll() is None:
+            stop(proc, kill=True)
+
+
 def test_a_taken_port_fails_fast_before_touching_the_demo() -> None:
     demo = demo_load(base_url="http://127.0.0.1:1")
     kept = demo_tokens_path().read_text()
@@ -135,19 +159,8 @@ def test_web_processes_share_the_socket_and_follow_runs_executed_elsewhere(team_
     workflow = published_workflow(team, owner, graph=delay_graph(1.0), name="Waiter")
     _, secret = token_create(team=team, name="ws", scopes=["run", "read"])
     headers = {"Authorization": f"Bearer {secret}"}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start([sys.executable, "manage.py", "runweft", "--host", "127.0.0.1", "--port", str(port), "--no-demo",
-                  "--web-processes", "2"], name="runweft", new_session=True, WEFT_LOG_LEVEL="ERROR",
-                 WEFT_Q_LOG_LEVEL="ERROR", WEFT_TICK_SECONDS="1")
-    try:
-        wait_running(proc, port)
-        deadline = time.monotonic() + 30
-        web: set[int] = set()
-        while len(web) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            web = {c for c in children_of(proc.pid) if "daphne" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")}
-        assert len(web) == 2, proc.log_tail()
+    with two_web_processes(WEFT_TICK_SECONDS="1") as (_, port, web):
+        base = f"http://127.0.0.1:{port}"
         accepted = requests.post(f"{base}/api/v1/workflows/run", headers=headers, timeout=30,
                                  json={"workflowId": str(workflow.pk), "params": {}, "mode": "async"})
         assert accepted.status_code == 202, accepted.text
@@ -174,27 +187,12 @@ def test_web_processes_share_the_socket_and_follow_runs_executed_elsewhere(team_
             assert events[-1]["type"] == "run_finished" and events[-1]["data"]["status"] == "succeeded", events[-1]
         stack.close()
         assert Run.objects.get(pk=run_id).status == "succeeded"
-    finally:
-        stop(proc)
-        if proc.poll() is None:
-            stop(proc, kill=True)
 
 
 def test_connections_opened_at_once_are_taken_in_turn_by_the_web_processes() -> None:
     """Ten connections opened together (a keep-alive pool, a load generator) are spread over both
     Daphne processes (config.accepting), not all taken by whichever woke first."""
-    port = free_port()
-    proc = start([sys.executable, "manage.py", "runweft", "--host", "127.0.0.1", "--port", str(port), "--no-demo",
-                  "--web-processes", "2"], name="runweft", new_session=True, WEFT_LOG_LEVEL="ERROR",
-                 WEFT_Q_LOG_LEVEL="ERROR")
-    try:
-        wait_running(proc, port)
-        deadline = time.monotonic() + 30
-        web: set[int] = set()
-        while len(web) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            web = {c for c in children_of(proc.pid) if "daphne" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")}
-        assert len(web) == 2, proc.log_tail()
+    with two_web_processes() as (_, port, web):
         for _ in range(3):
             clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(10)]
             try:
@@ -209,7 +207,3 @@ def test_connections_opened_at_once_are_taken_in_turn_by_the_web_processes() -> 
             finally:
                 for client in clients:
                     client.close()
-    finally:
-        stop(proc)
-        if proc.poll() is None:
-            stop(proc, kill=True)
