@@ -28,12 +28,14 @@ def events_url(base: str, run: Run) -> str:
 @pytest.mark.slow
 def test_last_event_id_resumes_without_gaps_or_duplicates(live_server_url: str, run_env: RunEnv) -> None:
     # Executed in this process: the server follows it by polling the log (another process's run).
-    run = run_create(team=run_env.team, workflow=run_env.workflow, inputs={"name": "R", "seconds": 1.0}, mode="async")
+    run = run_create(team=run_env.team, workflow=run_env.workflow, inputs={"name": "R", "seconds": 2.0}, mode="async")
     thread = run_execute_in_thread(run.pk)
     session = run_env.session(run_env.team_token)
     first, _ = sse_read(session.get(events_url(live_server_url, run), stream=True, timeout=30),
                         until=lambda e: e.id == "3")
     assert [int(e.id) for e in first] == [1, 2, 3]
+    # Opened while the run still runs, so what follows its replay must come live.
+    assert not Run.objects.get(pk=run.pk).is_final, "the run ended before the resumed stream opened"
     resumed, _ = sse_read(session.get(events_url(live_server_url, run), stream=True, timeout=30,
                                       headers={"Last-Event-ID": "3"}))
     thread.join(10)
@@ -41,7 +43,6 @@ def test_last_event_id_resumes_without_gaps_or_duplicates(live_server_url: str, 
     assert seqs == log_seqs(run) == list(range(1, len(seqs) + 1))
     assert resumed[-1].event == "run_finished" and resumed[-1].json()["data"]["status"] == "succeeded"
     assert [e.event for e in resumed] == [e.json()["type"] for e in resumed]
-    assert resumed[-1].at - first[-1].at > 0.5, "the resumed stream waited for the live events"
 
 
 @pytest.mark.slow

@@ -193,7 +193,10 @@ def test_connections_opened_at_once_are_taken_in_turn_by_the_web_processes() -> 
     """Ten connections opened together (a keep-alive pool, a load generator) are spread over both
     Daphne processes (config.accepting), not all taken by whichever woke first."""
     with two_web_processes() as (_, port, web):
-        for _ in range(3):
+        # A busy machine (the other test process) can keep one process from waking for all ten
+        # pauses: a few tries, one spread is enough (without config.accepting every try is 10/0).
+        tries = []
+        for _ in range(5):
             clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(10)]
             try:
                 served: dict[int | None, int] = {}
@@ -203,7 +206,11 @@ def test_connections_opened_at_once_are_taken_in_turn_by_the_web_processes() -> 
                     served = {pid: owners.count(pid) for pid in set(owners)}
                     if None not in served:
                         break
-                assert set(served) == web and min(served.values()) >= 2, served
+                tries.append(served)
             finally:
                 for client in clients:
                     client.close()
+            if set(served) == web and min(served.values()) >= 2:
+                break
+        else:
+            raise AssertionError(f"connections were not spread over the web processes: {tries}")
