@@ -139,6 +139,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'weft.s
 DATABASES = {"default": dj_database_url.parse(
     DATABASE_URL, conn_max_age=env_int("WEFT_DB_CONN_MAX_AGE", 600), conn_health_checks=True)}
 WEFT_HTTP_IDLE_THREADS = env_int("WEFT_HTTP_IDLE_THREADS", 16)
+# Garbage collection of server processes (config.gctune): start-up's objects frozen, the young
+# generation collected every WEFT_GC_THRESHOLD allocations (0: Python's defaults).
+WEFT_GC_THRESHOLD = env_int("WEFT_GC_THRESHOLD", 10000)
 _SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 if _SQLITE:
     # WAL + busy timeout + IMMEDIATE transactions: the web server and the workers write to the

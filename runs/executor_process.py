@@ -30,6 +30,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from accounts.models import Team
+from config.gctune import gc_tune
 from runs import live
 from runs.executor import run_execute, stop_signal_local
 from runs.models import FINAL_STATUSES, Run, RunStatus
@@ -140,6 +141,7 @@ def main() -> None:
     threading.Thread(target=read, name="weft-executor-pipe", daemon=True).start()
     threading.Thread(target=orphaned, name="weft-executor-parent", daemon=True).start()
     _warm_up()
+    gc_tune()  # after the warm-up: what it loaded is frozen too (config.gctune)
     send({"t": "ready", "pid": os.getpid()})
     while True:
         message = jobs.get()

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, int]] = [
     ("config.localkeys", MODELS), ("config.settings_test", MODELS), ("workflows.budgets", MODELS),
     ("config.stamp", MODELS), ("config.jsoninput", MODELS), ("config.logmask", MODELS),
     # Hot-path statements compiled once, and the one fast JSON encoder (the executor pipe uses it).
-    ("config.hotsql", MODELS), ("config.fastjson", MODELS),
+    ("config.hotsql", MODELS), ("config.fastjson", MODELS), ("config.gctune", MODELS),
     ("accounts", MODELS), ("config", MODELS), ("runs", MODELS), ("web", MODELS), ("workflows", MODELS),
     ("runs.dialects", MODELS), ("*.management", MODELS), ("*.management.commands", MODELS),
     ("web.templatetags", MODELS), ("web.views", MODELS), ("workflows.demo", ENTRY),
