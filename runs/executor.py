@@ -36,7 +36,7 @@ from runs.lifecycle import run_finish, run_finish_expected
 from runs.live import events_publish
 from runs.models import FINAL_STATUSES, NodeCallback, NodeRun, Run, RunEvent, RunStatus
 from runs.runtime import RunServices
-from runs.services import event_dict, run_events_append, run_finished_data
+from runs.services import event_payload, run_events_append, run_finished_data
 from runs.taskqueue import run_enqueue
 from runs.versions import compiled_version
 from workflows.budgets import engine_limits
@@ -99,16 +99,18 @@ NODE_RUN_UPSERT = RowInserter(NodeRun, unique_fields=["run", "key"], update_fiel
 EVENT_INSERT = RowInserter(RunEvent)
 
 
-def noderun_from_record(run: Run, record: NodeRecord) -> NodeRun:
-    return NodeRun(
-        team_id=run.team_id, run_id=run.pk, key=record.key, node_id=record.node_id, node_type=record.node_type,
-        title=record.title or "", index=record.index or 0, predecessor_node_id=record.predecessor_node_id or "",
-        iteration_id=record.loop_key or "", iteration_index=record.iteration_index, status=record.status,
-        attempt=record.attempt or 1, port=record.port or "", inputs=record.inputs, outputs=record.output,
-        process_data=record.process_data, error=record.error, receipt_token=record.receipt_token or "",
-        state=record.state, wake_at=_dt(record.wake_at), started_at=_dt(record.started_at),
-        finished_at=_dt(record.finished_at), elapsed=record.elapsed or 0.0,
-    )
+def noderun_values(run: Run, record: NodeRecord) -> dict[str, Any]:
+    """The node run row of ``record``, by field (``NODE_RUN_UPSERT.prepare_values``; others: defaults)."""
+    return {
+        "team_id": run.team_id, "run_id": run.pk, "key": record.key, "node_id": record.node_id,
+        "node_type": record.node_type, "title": record.title or "", "index": record.index or 0,
+        "predecessor_node_id": record.predecessor_node_id or "", "iteration_id": record.loop_key or "",
+        "iteration_index": record.iteration_index, "status": record.status, "attempt": record.attempt or 1,
+        "port": record.port or "", "inputs": record.inputs, "outputs": record.output,
+        "process_data": record.process_data, "error": record.error, "receipt_token": record.receipt_token or "",
+        "state": record.state, "wake_at": _dt(record.wake_at), "started_at": _dt(record.started_at),
+        "finished_at": _dt(record.finished_at), "elapsed": record.elapsed or 0.0,
+    }
 
 
 def record_from_noderun(row: NodeRun) -> NodeRecord:
@@ -179,13 +181,11 @@ class RunHost:
         fields.update(run_fields or {})
         # One row per node execution: a node started and finished within the step is upserted once
         # (PostgreSQL refuses to update the same row twice in one INSERT ... ON CONFLICT).
-        rows = [noderun_from_record(self.run, r) for r in {r.key: r for r in records}.values()]
-        event_rows = [
-            RunEvent(team_id=self.run.team_id, run_id=self.run.pk, seq=self.seq + i + 1, type=t, data=d, created_at=now)
-            for i, (t, d) in enumerate(events)
-        ]
-        lease, nodes, appended = (update_where(Run, self._lease_where(), fields), NODE_RUN_UPSERT.prepare(rows),
-                                  EVENT_INSERT.prepare(event_rows))
+        rows = [noderun_values(self.run, r) for r in {r.key: r for r in records}.values()]
+        event_rows = [{"team_id": self.run.team_id, "run_id": self.run.pk, "seq": self.seq + i + 1, "type": t,
+                       "data": d, "created_at": now} for i, (t, d) in enumerate(events)]
+        lease, nodes, appended = (update_where(Run, self._lease_where(), fields), NODE_RUN_UPSERT.prepare_values(rows),
+                                  EVENT_INSERT.prepare_values(event_rows))
         with transaction.atomic():
             if not lease.execute():
                 raise LeaseLost(str(self.run.pk))
@@ -196,7 +196,8 @@ class RunHost:
         if event_rows:  # the payloads are built only if someone reads them (runs.live)
             def publish() -> None:
                 events_publish(run_id=self.run.pk, team_id=self.run.team_id,
-                               events=lambda: [event_dict(e) for e in event_rows], status=status_change)
+                               events=lambda: [event_payload(e["seq"], e["type"], e["data"], now) for e in event_rows],
+                               status=status_change)
 
             if status_change in FINAL_STATUSES:
                 self.final_publish = publish  # after the end-of-run work (run_execute)

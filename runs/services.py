@@ -40,8 +40,13 @@ MODE_TIMEOUTS = {
 }
 
 
+def event_payload(seq: int, type_: str, data: Any, created_at: datetime) -> dict[str, Any]:
+    """A logged event as readers get it (SSE, websockets, the channel layer)."""
+    return {"seq": seq, "type": type_, "data": data, "createdAt": created_at.isoformat()}
+
+
 def event_dict(event: RunEvent) -> dict[str, Any]:
-    return {"seq": event.seq, "type": event.type, "data": event.data, "createdAt": event.created_at.isoformat()}
+    return event_payload(event.seq, event.type, event.data, event.created_at)
 
 
 def run_inputs_validate(*, version: WorkflowVersion | None, inputs: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import models
 from django.utils import timezone
 
 from accounts.models import Team
@@ -70,3 +71,64 @@ def test_update_where_changes_only_matching_rows(run: Run) -> None:
     assert changed == 1
     run.refresh_from_db()
     assert (run.outputs, run.wake_at, run.total_steps, run.error) == ({"ok": [1]}, later, 3, None)
+
+
+def _comparable(value: Any) -> Any:
+    obj = getattr(value, "obj", None)  # psycopg's Jsonb wrapper: compare what it wraps
+    return ("jsonb", obj) if obj is not None or type(value).__name__ == "Jsonb" else value
+
+
+@pytest.mark.parametrize("model", [Run, NodeRun, RunEvent])
+def test_every_fields_converter_gives_what_the_field_itself_gives(model: type, run: Run) -> None:
+    """The written-out conversions (``value_converter``) equal ``Field.get_db_prep_save`` for the
+    values the hot path writes and for the odd ones that take the field's own path."""
+    import uuid
+    from datetime import UTC, datetime
+    from datetime import timezone as dt_timezone
+
+    from django.db import connection
+
+    from config.hotsql import value_converter
+
+    aware = timezone.now()
+    samples: dict[str, list[Any]] = {
+        "DateTimeField": [None, aware, aware.astimezone(dt_timezone(timedelta(hours=5))),
+                          datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "2026-01-02T03:04:05+00:00"],
+        "UUIDField": [None, uuid.uuid4(), str(uuid.uuid4())],
+        "ForeignKey": [None, run.pk, str(run.pk), run.team_id, ""],
+        "JSONField": [None, {"a": [1, 2.5, None, "é", {"b": True}]}, [], "text", 3, 2.5, False],
+        "CharField": [None, "", "abc", "\u2603"],
+        "IntegerField": [None, 0, 7, 2**40, True, "12"],
+        "PositiveIntegerField": [None, 0, 7], "PositiveSmallIntegerField": [0, 3],
+        "FloatField": [None, 0.0, 1.5, 2], "BooleanField": [True, False, None],
+    }
+    checked = 0
+    for field in model._meta.concrete_fields:
+        if field.primary_key and isinstance(field, models.AutoField | models.BigAutoField):
+            continue
+        kind = "ForeignKey" if isinstance(field, models.ForeignKey) else field.get_internal_type()
+        values_ = samples.get(kind, [None])
+        if isinstance(field, models.ForeignKey) and field.related_model is not Run:
+            values_ = [None, getattr(run, field.attname) or run.team_id] if field.related_model is Team else [None]
+        convert = value_converter(field, connection)
+        for value in values_:
+            if value is None and not field.null and kind in ("ForeignKey",):
+                continue
+            assert _comparable(convert(value)) == _comparable(field.get_db_prep_save(value, connection)), (field, value)
+            checked += 1
+    assert checked >= len(model._meta.concrete_fields) - 1
+
+
+def test_rows_given_as_values_are_written_as_instances_are(run: Run) -> None:
+    now = timezone.now()
+    RowInserter(RunEvent).prepare_values([{"team_id": run.team_id, "run_id": run.pk, "seq": 1, "type": "t",
+                                           "data": {"k": [1, None]}, "created_at": now}]).execute()
+    upsert = RowInserter(NodeRun, unique_fields=["run", "key"], update_fields=["status"])
+    upsert.prepare_values([{"team_id": run.team_id, "run_id": run.pk, "key": "a", "node_id": "a", "node_type": "start",
+                            "status": "succeeded", "started_at": now}]).execute()
+    event = RunEvent.objects.get(run=run, seq=1)
+    assert (event.type, event.data, event.created_at, event.team_id) == ("t", {"k": [1, None]}, now, run.team_id)
+    node = NodeRun.objects.get(run=run, key="a")
+    # Fields not given take their defaults: a fresh UUID, "", 1, 0.0, NULL.
+    assert node.pk is not None and node.title == "" and node.attempt == 1 and node.elapsed == 0.0
+    assert node.outputs is None and node.finished_at is None and node.started_at == now
