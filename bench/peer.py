@@ -41,6 +41,7 @@ N8N_DIR = Path(os.environ.get("WEFT_BENCH_N8N_DIR", Path(tempfile.gettempdir()) 
 BODY_N8N = {"orderId": "A1", "amount": 21}
 BODY_WEFT = {"inputs": BODY_N8N, "response_mode": "blocking", "user": "bench"}
 SECTION = "Side by side with n8n"
+WARM_UP_SECONDS = 20.0  # per peer, at c=10, before the measured rounds
 RPS_GOAL = 2.0  # c=10: Weft's requests/s >= 2x n8n's
 P50_GOAL = 0.75  # c=1: Weft's p50 <= 0.75x n8n's
 STREAM_GOAL_MS = 50.0  # first event p99 at 8 concurrent streams
@@ -280,8 +281,11 @@ def run(cfg: Config, report: Report) -> None:
             targets = [("weft", weft_url, BODY_WEFT, token)]
             if n8n_url:
                 targets.append(("n8n", n8n_url, BODY_N8N, ""))
-            for _, url, body, tok in targets:  # warm up at the highest concurrency measured (Weft's pools grow to it)
-                measure(url, body, tok, 10, cfg.pick(3.0, 1.0))
+            # Warm-up at the highest concurrency measured, as long for both: Weft's executor pools grow to
+            # it (each new executor process costs about a second of CPU while it imports, and at c=10 the
+            # pools take 10-15 s to stop growing), n8n's JIT compiles its hot code.
+            for _, url, body, tok in targets:
+                measure(url, body, tok, 10, cfg.pick(WARM_UP_SECONDS, 1.0))
             for conc in (1, 10):
                 per: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in targets}
                 for _ in range(rounds):
@@ -304,7 +308,8 @@ def run(cfg: Config, report: Report) -> None:
         report.note(f"Side by side: {name} errors; a request made right after answered {sample!r}.".replace("|", "/"))
     after = uptime()
     report.note(f"Side by side: load after = `{after}`. Load generator: {generator()}, on the same cores as both "
-                f"servers; {rounds} alternating round(s) of {seconds:g} s per peer and concurrency after a warm-up at c=10, "
+                f"servers; {rounds} alternating round(s) of {seconds:g} s per peer and concurrency after a warm-up of "
+                f"{cfg.pick(WARM_UP_SECONDS, 1.0):g} s per peer at c=10, "
                 "median round shown. Weft as shipped: `manage.py runweft` (one Daphne per core, the cluster, the "
                 "default rate limits), SQLite; n8n: " + (f"{N8N_VERSION}, the peer's Webhook -> Set workflow, "
                 "execution data saved" if why_not is None else f"not measured ({why_not})") + ".")

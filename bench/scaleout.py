@@ -24,6 +24,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 SECTION = "Scale-out (PostgreSQL + Redis)"
 WEB_GOAL = 1.4
 ASYNC_GOAL = 1.5
+WARM_UP_SECONDS = 15.0
 
 
 def redis_available() -> bool:
@@ -53,7 +54,8 @@ def run(cfg: Config, report: Report) -> None:
             for processes in (1, 2):
                 with peer.weft_server(env, web_processes=processes) as base:
                     url_of[processes] = f"{base}/v1/workflows/run"
-                    peer.measure(url_of[processes], peer.BODY_WEFT, fx["app_token"], 2, 1.0)  # warm
+                    # Warm at the measured concurrency until the executor pools have grown (bench.peer).
+                    peer.measure(url_of[processes], peer.BODY_WEFT, fx["app_token"], 10, WARM_UP_SECONDS)
                     per[processes].append(peer.measure(url_of[processes], peer.BODY_WEFT, fx["app_token"], 10, seconds))
         web = {p: median([r["rps"] for r in runs]) for p, runs in per.items()}
         errors = sum(r["errors"] for runs in per.values() for r in runs)
@@ -73,5 +75,5 @@ def run(cfg: Config, report: Report) -> None:
                    ratio >= ASYNC_GOAL)
     report.note(f"Scale-out: PostgreSQL + Redis ({REDIS_URL}) on the same {os.cpu_count()} cores as the load "
                 f"generator; web: {rounds} rounds of {seconds:g} s at c=10 per process count (a fresh runweft each "
-                "round), median; async: median of 3 batches of 100 runs per worker count. With 2 cores, 2 web "
-                "processes compete with the load generator, PostgreSQL and the cluster for the same cores.")
+                f"round, warmed {WARM_UP_SECONDS:g} s at c=10), median; async: median of 3 batches of 100 runs per "
+                "worker count. With 2 cores, 2 web processes compete with the load generator, PostgreSQL and the cluster for the same cores.")
