@@ -30,7 +30,10 @@ class RunMode(models.TextChoices):
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     task_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="runs")
+    # Indexes are written on every insert and status change of the hottest table: the team's own is
+    # the first column of run_team_created, and the references that are null on most runs (a child's
+    # parent, a replay's original, a signed-in user, a token) are indexed only where they are set.
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="runs", db_index=False)
     app = models.ForeignKey("workflows.App", on_delete=models.CASCADE, related_name="runs")
     workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="runs")
     version = models.ForeignKey("workflows.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
@@ -39,14 +42,16 @@ class Run(models.Model):
     dialect = models.CharField(max_length=16, default="native")  # native | dify | coze | ui
     trigger = models.CharField(max_length=16, default="api")  # api | webhook | schedule | batch | replay | ui | child
     user = models.CharField(max_length=255, blank=True, default="")
-    token = models.ForeignKey("accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    token = models.ForeignKey("accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              db_index=False)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   db_index=False)
     inputs = models.JSONField(default=dict)
     outputs = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     total_steps = models.PositiveIntegerField(default=0)
     business_time = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)  # run_team_created leads with the team
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField()
@@ -56,12 +61,15 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     claim_count = models.PositiveIntegerField(default=0)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
-    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+                                   db_index=False)
     # The parent chain of a child run: the top-level run it descends from and how many sub-workflow
     # levels down it is (0: a top-level run; WEFT_MAX_WORKFLOW_DEPTH bounds it).
-    root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 db_index=False)
     depth = models.PositiveSmallIntegerField(default=0)
-    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays")
+    replay_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays",
+                                  db_index=False)
     event_seq = models.PositiveIntegerField(default=0)
     # A test run of the saved draft (its version is a draft snapshot): shown in the editor and the
     # runs list, left out of Dify's logs.
@@ -83,6 +91,9 @@ class Run(models.Model):
             models.Index(fields=["status", "wake_at"], name="run_status_wake"),
             models.Index(fields=["finished_at"], name="run_finish_unhandled",
                          condition=models.Q(finish_handled_at__isnull=True, finished_at__isnull=False)),
+            # "x = ?" implies "x IS NOT NULL": lookups by these references use the partial indexes.
+            *[models.Index(fields=[name], name=f"run_{name}_set", condition=models.Q(**{f"{name}__isnull": False}))
+              for name in ("token", "created_by", "parent_run", "root_run", "replay_of")],
         ]
 
     def __str__(self) -> str:
@@ -96,7 +107,7 @@ class Run(models.Model):
 class NodeRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_runs")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="node_runs", db_index=False)  # (run, key) first
     key = models.CharField(max_length=255)
     node_id = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
@@ -132,7 +143,7 @@ class NodeRun(models.Model):
 class RunEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)  # (run, seq) first
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     data = models.JSONField(default=dict)
