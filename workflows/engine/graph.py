@@ -8,7 +8,9 @@ ancestors, compiled expressions in the process-wide cache) or raises ``GraphInva
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -141,21 +143,40 @@ def _is_date_time(value: object) -> bool:
     return datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00")) is not None
 
 
-_VALIDATORS: dict[int, Draft202012Validator] = {}
+# Validators by schema object, first in first out past VALIDATORS_KEPT (building one costs more than
+# most validations): the platform's schemas are module constants; a graph's input and output
+# declarations are kept with their schema (``_decls_validator``: validate_inputs and outputs_errors
+# run on every run, and the schema built from the declarations is a new object each time).
+VALIDATORS_KEPT = 1024
+_VALIDATORS: OrderedDict[int, tuple[Any, Draft202012Validator]] = OrderedDict()
+_VALIDATORS_LOCK = threading.Lock()
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
-    cached = _VALIDATORS.get(id(schema))
-    if cached is not None and cached.schema is schema:
-        return cached
-    validator = Draft202012Validator(schema, format_checker=INPUT_FORMAT_CHECKER)
-    if len(_VALIDATORS) < 1024:
-        _VALIDATORS[id(schema)] = validator
+def _kept(key: Any, build: Callable[[], Draft202012Validator]) -> Draft202012Validator:
+    hit = _VALIDATORS.get(id(key))
+    if hit is not None and hit[0] is key:
+        return hit[1]
+    validator = build()
+    with _VALIDATORS_LOCK:
+        _VALIDATORS[id(key)] = (key, validator)  # the key is kept alive with it: its id is not reused
+        while len(_VALIDATORS) > VALIDATORS_KEPT:
+            _VALIDATORS.popitem(last=False)
     return validator
 
 
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    return _kept(schema, lambda: Draft202012Validator(schema, format_checker=INPUT_FORMAT_CHECKER))
+
+
+def _decls_validator(decls: Mapping[str, Any]) -> Draft202012Validator:
+    return _kept(decls, lambda: Draft202012Validator(_decls_schema(decls), format_checker=INPUT_FORMAT_CHECKER))
+
+
 def _schema_errors(schema: dict[str, Any], value: Any, pointer: str) -> list[dict[str, str]]:
-    validator = _validator(schema)
+    return _validator_errors(_validator(schema), value, pointer)
+
+
+def _validator_errors(validator: Draft202012Validator, value: Any, pointer: str) -> list[dict[str, str]]:
     out = []
     for err in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
         path = pointer + "".join("/" + _escape(str(p)) for p in err.absolute_path)
@@ -812,7 +833,7 @@ def outputs_json_schema(graph: Mapping[str, Any]) -> dict[str, Any]:
 
 def outputs_errors(declarations: Mapping[str, Any], outputs: Any) -> list[dict[str, str]]:
     """A run's outputs checked against the graph's output declarations (``[]``: they match)."""
-    return _schema_errors(_decls_schema(declarations), outputs, "/outputs")
+    return _validator_errors(_decls_validator(declarations), outputs, "/outputs")
 
 
 def validate_graph(graph: Any, *, global_params: Mapping[str, Any] | None = None,
@@ -848,8 +869,7 @@ def validate_inputs(compiled: CompiledGraph, inputs: Mapping[str, Any] | None) -
     for name, decl in compiled.inputs.items():
         if name not in inputs and "default" in decl:
             inputs[name] = decl["default"]
-    schema = _decls_schema(compiled.inputs)
-    errors = _schema_errors(schema, inputs, "/inputs")
+    errors = _validator_errors(_decls_validator(compiled.inputs), inputs, "/inputs")
     if errors:
         raise InputInvalid(errors)
     return inputs
