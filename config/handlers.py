@@ -16,7 +16,8 @@ its database connection outlive the request (``CONN_MAX_AGE``, with Django's hea
 request's start).
 
 It also runs the middleware chain in its synchronous form, as under WSGI, in one hop to the
-request's thread. In its asynchronous form Django switches between the event loop and the thread
+request's thread (``handle``: with ``request_started``, the request itself and ``response.close``
+in the same hop). In its asynchronous form Django switches between the event loop and the thread
 at every middleware that is only synchronous or only asynchronous, and at every hook of the
 ``MiddlewareMixin`` ones (about ten switches per request here). Every view of this project is
 synchronous; a streaming response's asynchronous iterator (SSE) is still consumed on the event
@@ -39,16 +40,20 @@ database connections and end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
 from django.core.handlers import base
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import connections
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse
 from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
 
 
 class PooledThreadASGIHandler(ASGIHandler):
@@ -70,13 +75,61 @@ class PooledThreadASGIHandler(ASGIHandler):
         finally:
             self._release(executor)
 
-    async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
-        """The sync chain and view, in one hop to the request's thread."""
-        response = await sync_to_async(self.get_response, thread_sensitive=True)(request)
-        response._handler_class = self.__class__
-        if isinstance(response, FileResponse):
-            response.block_size = self.chunk_size
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's ``ASGIHandler.handle`` with the request's synchronous part in one hop to its thread.
+
+        Django hops to the thread three times per request (the ``request_started`` receivers, the
+        middleware chain and view, ``response.close``) and runs two tasks (the view, a listener for
+        the client's disconnect). Here a response that is not streamed is made and closed in one hop
+        (``request_started``, the request, the chain, ``close``, which sends ``request_finished``),
+        then its bytes are sent: a client that left meanwhile cannot stop a synchronous view anyway,
+        and the server drops what is sent to a closed connection. A streamed response (SSE, files)
+        is sent as Django sends it, while listening for the client leaving, which ends the stream."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            if response.streaming:
+                await self._stream(response, receive, send)
+            else:
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        """On the request's thread: the response, closed already unless it is streamed."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()
         return response
+
+    async def _stream(self, response: HttpResponseBase, receive: Any, send: Any) -> None:
+        """Django's sending of a streamed response: stopped when the client disconnects."""
+        tasks = [asyncio.create_task(self.listen_for_disconnect(receive)),
+                 asyncio.create_task(self._send_streamed(response, send))]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                with contextlib.suppress(RequestAborted):  # the client left
+                    task.result()
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await sync_to_async(response.close, thread_sensitive=True)()
+
+    async def _send_streamed(self, response: HttpResponseBase, send: Any) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # the client disconnected while it was sent
+            await self.send_response(response, send)
 
     def _release(self, executor: ThreadPoolExecutor) -> None:
         if len(self._idle) < self.idle_threads:

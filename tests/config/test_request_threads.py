@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.test import override_settings
 from django.urls import path
 
@@ -42,7 +43,22 @@ async def hops(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"first": first, "second": second})
 
 
-urlpatterns = [path("whoami", whoami), path("together", together), path("hops", hops)]
+stream_closed = threading.Event()
+
+
+def endless(request: HttpRequest) -> StreamingHttpResponse:
+    async def events() -> Any:
+        try:
+            while True:
+                yield b"data: tick\n\n"
+                await asyncio.sleep(0.01)
+        finally:
+            stream_closed.set()  # as an SSE stream releases its slot and subscription
+
+    return StreamingHttpResponse(events(), content_type="text/event-stream")
+
+
+urlpatterns = [path("whoami", whoami), path("together", together), path("hops", hops), path("endless", endless)]
 
 
 async def call(handler: PooledThreadASGIHandler, route: str) -> tuple[int, dict[str, Any]]:
@@ -145,3 +161,57 @@ def test_an_application_started_from_inside_an_ended_request_gets_a_fresh_contex
 
     bare, fresh = asyncio.run(main())
     assert bare is None and fresh is not None
+
+
+def test_a_response_is_made_and_closed_in_one_hop_to_the_request_thread(handler: PooledThreadASGIHandler) -> None:
+    """``request_started``, the view and ``request_finished`` (from ``response.close``) run once
+    each, in that order, on the request's thread, before the response is sent."""
+    seen: list[tuple[str, int]] = []
+
+    def started(**kwargs: Any) -> None:
+        seen.append(("started", threading.get_ident()))
+
+    def finished(**kwargs: Any) -> None:
+        seen.append(("finished", threading.get_ident()))
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        status, body = asyncio.run(call(handler, "whoami"))
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert status == 200
+    assert seen == [("started", body["thread"]), ("finished", body["thread"])]
+
+
+def test_a_streamed_response_ends_when_the_client_disconnects(handler: PooledThreadASGIHandler) -> None:
+    stream_closed.clear()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/endless", "raw_path": b"/endless", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
+    chunks: list[bytes] = []
+
+    async def main() -> None:
+        gone = asyncio.Event()
+        first = True
+
+        async def receive() -> dict[str, Any]:
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if len(chunks) == 3:
+                    gone.set()  # the client leaves after three events
+
+        await asyncio.wait_for(handler(scope, receive, send), timeout=10)
+
+    asyncio.run(main())
+    assert chunks[:3] == [b"data: tick\n\n"] * 3
+    assert stream_closed.wait(5)  # the stream's generator was closed, not left running
