@@ -45,6 +45,7 @@ class UnknownPathConsumer(WebsocketConsumer):
         self.close(code=4404)
 
 
+SETTLE_AFTER_SECONDS = 3.0
 pool_start()  # warm executors start while the server binds; the first run waits for one if need be
 
 application = FreshContext(ProtocolTypeRouter(
@@ -55,5 +56,18 @@ application = FreshContext(ProtocolTypeRouter(
     }
 ))
 
-_views = get_resolver().url_patterns  # every view imported now, not at the first request: frozen below
-gc_tune()  # start-up's objects out of the collector's way (a full collection paused a request 0.3 s)
+
+def settle() -> None:
+    """Every view imported, then start-up's objects frozen out of the collector's way (config.gctune:
+    a full collection had paused a loaded process 0.3-0.4 s)."""
+    get_resolver().url_patterns  # noqa: B018 - imports the views, to be frozen with the rest
+    gc_tune()
+
+
+if daphne_serving():
+    # A few seconds after the server starts, not before: the process takes connections as soon as
+    # it can (runweft's "running" and the spread of connections over its web processes wait for
+    # that), and the collection before freezing holds the loop once, for well under a second.
+    from twisted.internet import reactor  # noqa: E402 - Daphne installed its reactor already
+
+    reactor.callLater(SETTLE_AFTER_SECONDS, settle)

@@ -8,8 +8,8 @@ collection paused a web process for 0.3-0.4 s, a few times a minute, and the you
 per 700 net allocations of container objects) took about 5% of its time. Such a pause is the p99 of
 every request and stream in flight.
 
-``gc_tune`` is called once a process has started (web processes: ``config.asgi``; executors:
-``runs.executor_process``): one full collection, then ``gc.freeze()`` moves everything alive into a
+``gc_tune`` is called once a process has started (web processes: ``config.asgi``, three seconds after
+Daphne starts serving; executors: ``runs.executor_process``, after their warm-up): one full collection, then ``gc.freeze()`` moves everything alive into a
 permanent generation the collector no longer walks (reference counting still frees those objects;
 only a cycle among them would stay), and the first generation's threshold becomes
 ``WEFT_GC_THRESHOLD`` allocations (default 10,000; Python's is 700). A request's garbage is freed by
