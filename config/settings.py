@@ -165,9 +165,21 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# channels-redis waits for a socket's messages with BZPOPMIN and a 5 s server-side timeout; redis-py
+# 8 reads every answer within a 5 s socket timeout by default, so on a busy loop the server's empty
+# answer came in late, the read raised TimeoutError and the socket's consumer died (closed 1011).
+# 0: no socket timeout at all.
+WEFT_CHANNEL_LAYER_SOCKET_TIMEOUT = float(os.environ.get("WEFT_CHANNEL_LAYER_SOCKET_TIMEOUT", "30"))
+if 0 < WEFT_CHANNEL_LAYER_SOCKET_TIMEOUT <= 5:
+    raise ImproperlyConfigured(
+        "WEFT_CHANNEL_LAYER_SOCKET_TIMEOUT must be 0 (none) or more than 5 seconds: the Redis channel layer "
+        f"waits up to 5 s for each message (it is {WEFT_CHANNEL_LAYER_SOCKET_TIMEOUT:g})."
+    )
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [
+            {"address": REDIS_URL, "socket_timeout": WEFT_CHANNEL_LAYER_SOCKET_TIMEOUT or None},
+        ]}}
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CACHES["throttle"] = {**CACHES["default"]}

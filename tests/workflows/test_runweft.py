@@ -159,7 +159,7 @@ def test_web_processes_share_the_socket_and_follow_runs_executed_elsewhere(team_
     workflow = published_workflow(team, owner, graph=delay_graph(1.0), name="Waiter")
     _, secret = token_create(team=team, name="ws", scopes=["run", "read"])
     headers = {"Authorization": f"Bearer {secret}"}
-    with two_web_processes(WEFT_TICK_SECONDS="1") as (_, port, web):
+    with two_web_processes(WEFT_TICK_SECONDS="1") as (proc, port, web):
         base = f"http://127.0.0.1:{port}"
         accepted = requests.post(f"{base}/api/v1/workflows/run", headers=headers, timeout=30,
                                  json={"workflowId": str(workflow.pk), "params": {}, "mode": "async"})
@@ -183,8 +183,9 @@ def test_web_processes_share_the_socket_and_follow_runs_executed_elsewhere(team_
             with contextlib.suppress(ConnectionClosed):
                 while True:
                     events.append(json.loads(ws.recv(timeout=30)))
-            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-            assert events[-1]["type"] == "run_finished" and events[-1]["data"]["status"] == "succeeded", events[-1]
+            seen = f"{events[-1:]}, closed {ws.close_code} {ws.close_reason!r}\n{proc.log_tail()}"
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), seen
+            assert events and events[-1]["type"] == "run_finished" and events[-1]["data"]["status"] == "succeeded", seen
         stack.close()
         assert Run.objects.get(pk=run_id).status == "succeeded"
 
