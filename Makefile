@@ -10,13 +10,21 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint bench bench-smoke bench-peer browser frontend frontend-check clean
+.PHONY: install lock run test lint bench bench-smoke bench-peer browser frontend frontend-check clean
 
-$(VENV)/.installed: pyproject.toml
+# Versions come from constraints.txt (what CI last passed with), not from whatever the registry has
+# today: redis-py 8 changed a default and broke live sockets without a line of ours changing.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
+
+# After changing dependencies in pyproject.toml: install the newest allowed versions and keep them.
+lock:
+	$(PY) -m pip install -q --upgrade -e ".[dev]"
+	{ sed -n 1,2p constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 install: $(VENV)/.installed
 
