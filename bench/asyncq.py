@@ -12,6 +12,7 @@ the same runs/s (the ratio) and the parked runs stay untouched.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +25,22 @@ from bench.common import ROOT, Config, Report, django_json, fmt, median, pg_avai
 FINAL = ["succeeded", "failed", "stopped", "timeout"]
 
 
+_CPU: list[float] = []  # cores busy on average during each batch (the whole machine, /proc/stat)
+
+
+def _cpu() -> tuple[int, int]:
+    """The machine's (busy, total) jiffies (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def _cpu_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Cores busy on average between two readings."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return round(busy / total * (os.cpu_count() or 1), 2) if total else 0.0
+
+
 def _submit_and_wait(fx: dict[str, Any], n: int, timeout: float = 300) -> float:
     """Runs/s for ``n`` async runs submitted at once, until all are final."""
     from django.db import transaction
@@ -33,6 +50,7 @@ def _submit_and_wait(fx: dict[str, Any], n: int, timeout: float = 300) -> float:
     from runs.taskqueue import run_enqueue
 
     start = time.perf_counter()
+    cpu0 = _cpu()
     ids = []
     with transaction.atomic():
         for i in range(n):
@@ -49,6 +67,7 @@ def _submit_and_wait(fx: dict[str, Any], n: int, timeout: float = 300) -> float:
             raise RuntimeError(f"async runs: only {done}/{n} finished in {timeout:.0f} s")
         time.sleep(0.02)
     elapsed = time.perf_counter() - start
+    _CPU.append(_cpu_share(cpu0, _cpu()))
     failed = Run.objects.filter(pk__in=ids).exclude(status="succeeded").count()
     if failed:
         raise RuntimeError(f"async runs: {failed} did not succeed")
@@ -105,8 +124,6 @@ def _park(fx: dict[str, Any], total: int, real: int) -> dict[str, Any]:
 
 def async_worker(n: int, repeats: int, parked: int, parked_real: int, workers: int = 2) -> dict[str, Any]:
     """Django side: throughput of a cluster of ``workers``, then again with ``parked`` runs parked."""
-    import os
-
     from django.db import connection
 
     from bench.fixtures import team_with_workflow
@@ -126,7 +143,8 @@ def async_worker(n: int, repeats: int, parked: int, parked_real: int, workers: i
             with open(log_path, "rb") as f:
                 raise RuntimeError(f"{exc}; cluster log: {f.read()[-1500:].decode(errors='replace')}") from None
         base = [_submit_and_wait(fx, n) for _ in range(repeats)]
-        result: dict[str, Any] = {"vendor": connection.vendor, "rps": median(base), "n": n}
+        result: dict[str, Any] = {"vendor": connection.vendor, "rps": median(base), "n": n,
+                                  "cores_busy": median(_CPU[-repeats:])}
         if parked:
             park = _park(park_fx, parked, parked_real)
             with_parked = [_submit_and_wait(fx, n) for _ in range(repeats)]

@@ -195,3 +195,55 @@ def update_where(model: type[models.Model], where: dict[str, Any], values: dict[
     params = [f.get_db_prep_save(v, connection) for f, v in zip(set_fields, values.values(), strict=True)]
     params += [f.get_db_prep_value(v, connection) for f, v in zip(where_fields, where.values(), strict=True)]
     return Statement(alias, sql, params)
+
+
+class RowReader:
+    """Model instances from raw rows holding every concrete column of the model, each value converted
+    as the ORM converts it when it loads the model (the backend's and the field's converters:
+    ``SQLCompiler.apply_converters``), then ``Model.from_db``. For statements the ORM cannot write
+    (``UPDATE ... RETURNING``), and for a row read by its primary key with the SQL compiled once."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.names = [f.attname for f in self.fields]
+        self._plans: dict[str, list[tuple[Any, list[Callable[..., Any]]]]] = {}
+        self._lock = threading.Lock()
+
+    def columns(self, alias: str) -> str:
+        """The column list, in the order ``instance`` reads a row."""
+        qn = connections[alias].ops.quote_name
+        return ", ".join(qn(f.column) for f in self.fields)
+
+    def plan(self, alias: str) -> list[tuple[Any, list[Callable[..., Any]]]]:
+        plan = self._plans.get(alias)
+        if plan is None:
+            connection = connections[alias]
+            plan = []
+            for field in self.fields:
+                col = field.get_col(self.model._meta.db_table)
+                plan.append((col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
+            with self._lock:
+                self._plans[alias] = plan
+        return plan
+
+    def instance(self, alias: str, row: Sequence[Any]) -> models.Model:
+        connection = connections[alias]
+        values = []
+        for (col, converters), value in zip(self.plan(alias), row, strict=True):
+            for converter in converters:
+                value = converter(value, col, connection)
+            values.append(value)
+        return self.model.from_db(alias, self.names, values)
+
+    def get(self, pk: Any) -> models.Model | None:
+        """``Model.objects.filter(pk=pk).first()``, its SQL compiled once."""
+        alias = router.db_for_read(self.model)
+        connection = connections[alias]
+        meta = self.model._meta
+        qn = connection.ops.quote_name
+        sql = f"SELECT {self.columns(alias)} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [meta.pk.get_db_prep_value(pk, connection)])
+            row = cursor.fetchone()
+        return None if row is None else self.instance(alias, row)

@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db import close_old_connections, connection, connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Team
 from accounts.selectors import parameters_get
-from config.hotsql import RowInserter, update_where
+from config.hotsql import RowInserter, RowReader, update_where
 from runs.callbacks import run_wake_if_waiting
 from runs.lifecycle import run_finish, run_finish_expected
 from runs.live import events_publish
@@ -271,24 +271,50 @@ class Heartbeats:
 heartbeats = Heartbeats()
 
 
+_RUN_ROWS = RowReader(Run)
+_TEAM_ROWS = RowReader(Team)
+_claim_sql: dict[str, str] = {}
+
+
+def _claim_statement(alias: str) -> str:
+    """``UPDATE runs_run SET <claimed> WHERE id = %s AND <claimable> RETURNING <every column>``: the
+    claim and the claimed row in one statement (PostgreSQL, and SQLite since 3.35), compiled once.
+    Django's ``update()`` then ``get()`` took two statements and ~1.4 ms of CPU to compile them."""
+    sql = _claim_sql.get(alias)
+    if sql is None:
+        qn = connections[alias].ops.quote_name
+        status, wake, lease, stop = qn("status"), qn("wake_at"), qn("lease_expires_at"), qn("stop_requested_at")
+        sql = (
+            f"UPDATE {qn(Run._meta.db_table)} SET {status} = %s, {qn('worker')} = %s, "
+            f"{qn('claim_count')} = {qn('claim_count')} + 1, {qn('heartbeat_at')} = %s, {lease} = %s, "
+            f"{qn('started_at')} = COALESCE({qn('started_at')}, %s), {wake} = NULL, {qn('claim_fate')} = '' "
+            f"WHERE {qn('id')} = %s AND ({status} = %s OR ({status} = %s AND {wake} <= %s) "
+            f"OR ({status} = %s AND {wake} IS NULL AND {stop} IS NOT NULL) OR ({status} = %s AND {lease} < %s)) "
+            f"RETURNING {_RUN_ROWS.columns(alias)}"
+        )
+        _claim_sql[alias] = sql
+    return sql
+
+
 def run_claim(run_id: Any) -> Run | None:
-    """Claim the run for this worker if it is claimable: pending, waiting and due, or running with an
-    expired lease. Returns the claimed run, or None when another worker has it or it is finished."""
+    """Claim the run for this worker if it is claimable: pending, waiting and due (or waiting for
+    nothing with a stop requested), or running with an expired lease. Returns the claimed run (its
+    team loaded), or None when another worker has it or it is finished."""
+    alias = router.db_for_write(Run)
+    db = connections[alias]
     now = timezone.now()
-    claimable = (
-        Q(status=RunStatus.PENDING)
-        | Q(status=RunStatus.WAITING, wake_at__lte=now)
-        | Q(status=RunStatus.WAITING, wake_at__isnull=True, stop_requested_at__isnull=False)
-        | Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-    )
-    claimed = Run.objects.filter(claimable, pk=run_id).update(
-        status=RunStatus.RUNNING, worker=WORKER_ID, claim_count=F("claim_count") + 1, heartbeat_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.WEFT_LEASE_SECONDS), started_at=Coalesce("started_at", now),
-        wake_at=None, claim_fate="",
-    )
-    if not claimed:
+    at = db.ops.adapt_datetimefield_value
+    params = [RunStatus.RUNNING, WORKER_ID, at(now), at(now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)), at(now),
+              Run._meta.pk.get_db_prep_value(run_id, db), RunStatus.PENDING, RunStatus.WAITING, at(now),
+              RunStatus.WAITING, RunStatus.RUNNING, at(now)]
+    with db.cursor() as cursor:
+        cursor.execute(_claim_statement(alias), params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return Run.objects.select_related("version", "team").get(pk=run_id)
+    run = _RUN_ROWS.instance(alias, row)
+    run.team = _TEAM_ROWS.get(run.team_id)
+    return run
 
 
 def _epoch(value: datetime | None) -> float | None:

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Team
-from config.hotsql import RowInserter, update_where
+from config.hotsql import RowInserter, RowReader, update_where
 from runs.models import NodeRun, Run, RunEvent, RunStatus
 from tests.conftest import published_make
 
@@ -132,3 +132,20 @@ def test_rows_given_as_values_are_written_as_instances_are(run: Run) -> None:
     # Fields not given take their defaults: a fresh UUID, "", 1, 0.0, NULL.
     assert node.pk is not None and node.title == "" and node.attempt == 1 and node.elapsed == 0.0
     assert node.outputs is None and node.finished_at is None and node.started_at == now
+
+
+def fields_of(obj: models.Model) -> dict[str, Any]:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_rows_read_raw_are_the_instances_the_orm_loads(run: Run, team_a: Team) -> None:
+    """``RowReader`` converts each column as the ORM does: JSON documents, aware datetimes, UUIDs,
+    booleans and NULLs come back equal, and the instance is a saved one (not adding)."""
+    Run.objects.filter(pk=run.pk).update(outputs={"total": 2.5, "items": [None, "é"]}, heartbeat_at=timezone.now(),
+                                         stop_requested_at=None, claim_count=3)
+    read = RowReader(Run).get(run.pk)
+    assert read is not None and not read._state.adding
+    assert fields_of(read) == fields_of(Run.objects.get(pk=run.pk))
+    assert read.outputs == {"total": 2.5, "items": [None, "é"]} and read.heartbeat_at.tzinfo is not None
+    assert fields_of(RowReader(Team).get(team_a.pk)) == fields_of(Team.objects.get(pk=team_a.pk))
+    assert RowReader(Team).get(Run._meta.pk.to_python("00000000-0000-0000-0000-000000000000")) is None

@@ -269,3 +269,47 @@ def test_query_count_of_a_run_is_bounded(team_a):
     assert inline[5] <= 20 and inline[40] <= inline[5] + 2, inline  # +2: SQLite splits a bulk insert
     effects = {n: run_queries(team_a, delay_chain_graph(n)) for n in (5, 25)}
     assert (effects[25] - effects[5]) / 20 <= 10, effects
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_takes_only_claimable_runs_and_returns_the_claimed_row(team_a):
+    """One statement claims and returns the row: exactly what the ORM then reads (claim count up,
+    this worker's lease, started once), the team loaded; runs that are not claimable stay as they were."""
+    workflow = published_make(team_a, DEMO_GRAPH)
+    now = timezone.now()
+    past, future = now - timedelta(seconds=5), now + timedelta(hours=1)
+    claimable = {
+        "pending": {"status": "pending"},
+        "waiting and due": {"status": "waiting", "wake_at": past},
+        "waiting, stop requested": {"status": "waiting", "wake_at": None, "stop_requested_at": past},
+        "lease expired": {"status": "running", "lease_expires_at": past, "claim_count": 1, "started_at": past},
+    }
+    not_claimable = {
+        "waiting, not due": {"status": "waiting", "wake_at": future},
+        "waiting for a callback": {"status": "waiting", "wake_at": None},
+        "lease held": {"status": "running", "lease_expires_at": future, "claim_count": 1},
+        "succeeded": {"status": "succeeded"},
+    }
+    for label, state in {**claimable, **not_claimable}.items():
+        run = run_create(team=team_a, workflow=workflow, inputs={"order_id": "A"})
+        Run.objects.filter(pk=run.pk).update(**state)
+        before = Run.objects.get(pk=run.pk)
+        with CaptureQueriesContext(connection) as queries:
+            claimed = run_claim(str(run.pk))
+        after = Run.objects.get(pk=run.pk)
+        if label in not_claimable:
+            assert claimed is None, label
+            assert {f.attname: getattr(after, f.attname) for f in Run._meta.concrete_fields} == \
+                {f.attname: getattr(before, f.attname) for f in Run._meta.concrete_fields}, label
+            continue
+        assert claimed is not None, label
+        assert {f.attname: getattr(claimed, f.attname) for f in Run._meta.concrete_fields} == \
+            {f.attname: getattr(after, f.attname) for f in Run._meta.concrete_fields}, label
+        assert (after.status, after.claim_count, after.wake_at, after.claim_fate) == \
+            ("running", before.claim_count + 1, None, ""), label
+        assert after.lease_expires_at > now and after.heartbeat_at >= now, label
+        assert after.started_at == (before.started_at or after.heartbeat_at), label
+        assert len(queries) == 2, label  # the claim, the team
+        with CaptureQueriesContext(connection) as more:
+            assert claimed.team.pk == team_a.pk
+        assert len(more) == 0, label
