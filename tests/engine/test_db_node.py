@@ -230,3 +230,30 @@ def test_connections_per_team_are_bounded(pg_url: str) -> None:
     assert errors == []
     assert pools.open_connections("busy") <= 2
     pools.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_tenants_own_timeout_setting_does_not_outlive_its_statement(backend: str, policy: DatabasePolicy,
+                                                                       request: Any) -> None:
+    """A hostile statement that turns the timeout off (alone, or in front of a slow query) cannot lift
+    the budget: the next statement on the same pooled connection is still cut at its timeout."""
+    url = request.getfixturevalue("pg_url" if backend == "postgresql" else "mysql_url")
+    lift = "SET statement_timeout = 0" if backend == "postgresql" else "SET SESSION max_statement_time = 0"
+    slow = "SELECT pg_sleep(10)" if backend == "postgresql" else "SELECT SLEEP(10) AS s FROM DUAL"
+    pools = DatabasePools()
+    try:
+        assert statement_run(team="t", url=url, mode="execute", max_rows=1, timeout=1, policy=policy, params={},
+                             query=lift, pools=pools) == {"rowcount": 0}
+        for query in (slow, f"{lift}; {slow}"):
+            started = time.monotonic()
+            with pytest.raises(NodeError) as exc:
+                statement_run(team="t", url=url, mode="one", max_rows=1, timeout=1, policy=policy, params={},
+                              query=query, pools=pools)
+            # PostgreSQL runs both (cancelled: a timeout); PyMySQL sends no multi-statement text.
+            expected = "sql_error" if backend == "mysql" and ";" in query else "timeout"
+            assert exc.value.code == expected, exc.value
+            assert time.monotonic() - started < 5, query
+        assert statement_run(team="t", url=url, mode="one", max_rows=1, timeout=1, policy=policy, params={},
+                             query="SELECT 1 AS one", pools=pools) == {"one": 1}
+    finally:
+        pools.dispose()

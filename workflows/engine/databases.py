@@ -14,9 +14,10 @@ One statement at a time, with bound parameters only (``:name`` placeholders). Th
   team's semaphore (up to the statement timeout, then a retryable ``pool_exhausted``), and idle
   connections of the team's other engines are closed before a new one is opened past the bound.
 - ``statement_run``: the statement under a timeout the database enforces (PostgreSQL
-  ``SET LOCAL statement_timeout``, MariaDB ``max_statement_time``, MySQL ``max_execution_time``
-  plus the driver's read timeout, SQLite a progress handler), rows converted to JSON-safe values
-  and bounded by ``max_rows`` and the stored-output budget.
+  ``SET LOCAL statement_timeout``; MariaDB ``max_statement_time``; MySQL ``max_execution_time``
+  plus the driver's read timeout; SQLite a progress handler), rows converted to JSON-safe values
+  and bounded by ``max_rows`` and the stored-output budget. On PostgreSQL a cancel request from
+  here half a second past the timeout backs it up: the tenant's text can change the setting itself.
 
 Errors: connecting, a dropped connection and a timeout are retryable (``connection_error``,
 ``timeout``); SQL errors are permanent (``sql_error``) and carry the database's message, scrubbed
@@ -26,7 +27,10 @@ of the credential's secrets.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import heapq
+import itertools
 import json
 import math
 import sqlite3
@@ -320,6 +324,77 @@ def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
         raw.set_progress_handler(None, 0)
 
 
+# The client-side backstop behind PostgreSQL's statement_timeout, seconds past it.
+CANCEL_MARGIN_SECONDS = 0.5
+
+
+class _Canceller:
+    """One thread per process that sends the cancel requests of statements past their deadline (no
+    thread per statement: a ``threading.Timer`` each cost ~0.2 ms)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.due: list[tuple[float, int, Any]] = []  # (deadline, ticket, cancel), a heap
+        self.armed: set[int] = set()
+        self.tickets = itertools.count()
+        self.firing: int | None = None
+        self.thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, cancel: Any) -> int:
+        ticket = next(self.tickets)
+        with self.cond:
+            heapq.heappush(self.due, (time.monotonic() + seconds, ticket, cancel))
+            self.armed.add(ticket)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="weft-db-cancel", daemon=True)
+                self.thread.start()
+            self.cond.notify()
+        return ticket
+
+    def disarm(self, ticket: int) -> None:
+        """No cancel for ``ticket`` after this returns (one being sent is waited for): the connection
+        may go on to its commit and then to another statement."""
+        with self.cond:
+            self.armed.discard(ticket)
+            while self.firing == ticket:
+                self.cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while self.due and self.due[0][1] not in self.armed:
+                    heapq.heappop(self.due)  # finished in time
+                wait = self.due[0][0] - time.monotonic() if self.due else None
+                if wait is None or wait > 0:
+                    self.cond.wait(wait)
+                    continue
+                _, ticket, cancel = heapq.heappop(self.due)
+                self.armed.discard(ticket)
+                self.firing = ticket
+            with contextlib.suppress(Exception):  # the connection is gone already: nothing to cancel
+                cancel()
+            with self.cond:
+                self.firing = None
+                self.cond.notify_all()
+
+
+_canceller = _Canceller()
+
+
+@contextmanager
+def _cancel_after(conn: Connection, seconds: float) -> Iterator[None]:
+    """PostgreSQL: the statement cancelled from here (a cancel request, as psql's Ctrl-C) once it runs
+    ``CANCEL_MARGIN_SECONDS`` past its timeout. ``SET LOCAL statement_timeout`` is the database's
+    own cut-off, but the tenant's text runs after it in the same transaction: ``SET statement_timeout
+    = 0; SELECT pg_sleep(600)`` sent as one statement (the simple query protocol runs both) lifted it."""
+    raw = conn.connection.dbapi_connection
+    ticket = _canceller.arm(seconds + CANCEL_MARGIN_SECONDS, getattr(raw, "cancel_safe", None) or raw.cancel)
+    try:
+        yield
+    finally:
+        _canceller.disarm(ticket)
+
+
 def _timeout_set(conn: Connection, seconds: float) -> None:
     backend = conn.dialect.name
     if backend == "postgresql":
@@ -358,6 +433,9 @@ def statement_run(*, team: str, url: str, query: str, params: Mapping[str, Any],
                 _timeout_set(conn, seconds)
                 if conn.dialect.name == "sqlite":
                     with _sqlite_deadline(conn, seconds):
+                        return _execute(conn, query, bound, mode, limit, policy)
+                if conn.dialect.name == "postgresql":
+                    with _cancel_after(conn, seconds):
                         return _execute(conn, query, bound, mode, limit, policy)
                 return _execute(conn, query, bound, mode, limit, policy)
         except NodeError:
