@@ -16,8 +16,9 @@ One statement at a time, with bound parameters only (``:name`` placeholders). Th
 - ``statement_run``: the statement under a timeout the database enforces (PostgreSQL
   ``SET LOCAL statement_timeout``; MariaDB ``max_statement_time``; MySQL ``max_execution_time``
   plus the driver's read timeout; SQLite a progress handler), rows converted to JSON-safe values
-  and bounded by ``max_rows`` and the stored-output budget. On PostgreSQL a cancel request from
-  here half a second past the timeout backs it up: the tenant's text can change the setting itself.
+  and bounded by ``max_rows`` and the stored-output budget. A cancel from here half a second past
+  the timeout backs it up (PostgreSQL's cancel request, MySQL's ``KILL QUERY``): the tenant's text
+  can change the setting for itself.
 
 Errors: connecting, a dropped connection and a timeout are retryable (``connection_error``,
 ``timeout``); SQL errors are permanent (``sql_error``) and carry the database's message, scrubbed
@@ -381,14 +382,38 @@ class _Canceller:
 _canceller = _Canceller()
 
 
+def _mysql_kill_query(conn: Connection) -> Any:
+    """A function that interrupts the statement running on ``conn`` (``KILL QUERY`` on a connection of
+    its own, to the address the pooled one was opened to)."""
+    import pymysql
+
+    thread_id = int(conn.connection.dbapi_connection.thread_id())
+    _, options = conn.engine.dialect.create_connect_args(conn.engine.url)
+
+    def kill() -> None:
+        killer = pymysql.connect(**{**options, "connect_timeout": 5, "read_timeout": 5, "write_timeout": 5})
+        try:
+            with killer.cursor() as cursor:
+                cursor.execute(f"KILL QUERY {thread_id}")
+        finally:
+            killer.close()
+
+    return kill
+
+
 @contextmanager
 def _cancel_after(conn: Connection, seconds: float) -> Iterator[None]:
-    """PostgreSQL: the statement cancelled from here (a cancel request, as psql's Ctrl-C) once it runs
-    ``CANCEL_MARGIN_SECONDS`` past its timeout. ``SET LOCAL statement_timeout`` is the database's
-    own cut-off, but the tenant's text runs after it in the same transaction: ``SET statement_timeout
-    = 0; SELECT pg_sleep(600)`` sent as one statement (the simple query protocol runs both) lifted it."""
-    raw = conn.connection.dbapi_connection
-    ticket = _canceller.arm(seconds + CANCEL_MARGIN_SECONDS, getattr(raw, "cancel_safe", None) or raw.cancel)
+    """The statement interrupted from here once it runs ``CANCEL_MARGIN_SECONDS`` past its timeout: on
+    PostgreSQL a cancel request (as psql's Ctrl-C), on MySQL and MariaDB ``KILL QUERY``. The database's
+    own cut-off comes first, but the tenant's text can lift it for itself: on PostgreSQL ``SET
+    statement_timeout = 0; SELECT pg_sleep(600)`` sent as one statement (the simple query protocol
+    runs both), on MariaDB ``SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(600)``."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        cancel = getattr(raw, "cancel_safe", None) or raw.cancel
+    else:
+        cancel = _mysql_kill_query(conn)
+    ticket = _canceller.arm(seconds + CANCEL_MARGIN_SECONDS, cancel)
     try:
         yield
     finally:
@@ -434,10 +459,8 @@ def statement_run(*, team: str, url: str, query: str, params: Mapping[str, Any],
                 if conn.dialect.name == "sqlite":
                     with _sqlite_deadline(conn, seconds):
                         return _execute(conn, query, bound, mode, limit, policy)
-                if conn.dialect.name == "postgresql":
-                    with _cancel_after(conn, seconds):
-                        return _execute(conn, query, bound, mode, limit, policy)
-                return _execute(conn, query, bound, mode, limit, policy)
+                with _cancel_after(conn, seconds):
+                    return _execute(conn, query, bound, mode, limit, policy)
         except NodeError:
             raise
         except sa.exc.SQLAlchemyError as exc:
