@@ -208,6 +208,7 @@ class RowReader:
         self.fields = list(model._meta.concrete_fields)
         self.names = [f.attname for f in self.fields]
         self._plans: dict[str, list[tuple[Any, list[Callable[..., Any]]]]] = {}
+        self._by_pk: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def columns(self, alias: str) -> str:
@@ -241,8 +242,12 @@ class RowReader:
         alias = router.db_for_read(self.model)
         connection = connections[alias]
         meta = self.model._meta
-        qn = connection.ops.quote_name
-        sql = f"SELECT {self.columns(alias)} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
+        sql = self._by_pk.get(alias)
+        if sql is None:
+            qn = connection.ops.quote_name
+            sql = f"SELECT {self.columns(alias)} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
+            with self._lock:
+                self._by_pk[alias] = sql
         with connection.cursor() as cursor:
             cursor.execute(sql, [meta.pk.get_db_prep_value(pk, connection)])
             row = cursor.fetchone()

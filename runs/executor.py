@@ -304,9 +304,9 @@ def run_claim(run_id: Any) -> Run | None:
     db = connections[alias]
     now = timezone.now()
     at = db.ops.adapt_datetimefield_value
-    params = [RunStatus.RUNNING, WORKER_ID, at(now), at(now + timedelta(seconds=settings.WEFT_LEASE_SECONDS)), at(now),
-              Run._meta.pk.get_db_prep_value(run_id, db), RunStatus.PENDING, RunStatus.WAITING, at(now),
-              RunStatus.WAITING, RunStatus.RUNNING, at(now)]
+    at_now, lease = at(now), at(now + timedelta(seconds=settings.WEFT_LEASE_SECONDS))
+    params = [RunStatus.RUNNING, WORKER_ID, at_now, lease, at_now, Run._meta.pk.get_db_prep_value(run_id, db),
+              RunStatus.PENDING, RunStatus.WAITING, at_now, RunStatus.WAITING, RunStatus.RUNNING, at_now]
     with db.cursor() as cursor:
         cursor.execute(_claim_statement(alias), params)
         row = cursor.fetchone()

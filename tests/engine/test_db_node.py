@@ -257,3 +257,23 @@ def test_a_tenants_own_timeout_setting_does_not_outlive_its_statement(backend: s
                              query="SELECT 1 AS one", pools=pools) == {"one": 1}
     finally:
         pools.dispose()
+
+
+def test_the_canceller_fires_only_armed_deadlines_and_forgets_finished_ones() -> None:
+    """A statement past its deadline is cancelled once; one that finished in time never is, and many
+    finished short statements behind a long one leave no pile of entries behind."""
+    from workflows.engine.databases import _Canceller
+
+    canceller, fired = _Canceller(), []
+    long_ticket = canceller.arm(60, lambda: fired.append("long"))
+    for i in range(1000):
+        canceller.disarm(canceller.arm(0.05, lambda i=i: fired.append(i)))
+    assert len(canceller.due) <= 2 * len(canceller.armed) + 64
+    canceller.arm(0.05, lambda: fired.append("late"))
+    deadline = time.monotonic() + 5
+    while "late" not in fired and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert fired == ["late"]
+    canceller.disarm(long_ticket)
+    assert canceller.armed == {}

@@ -38,7 +38,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -325,27 +325,29 @@ def _sqlite_deadline(conn: Connection, seconds: float) -> Iterator[None]:
         raw.set_progress_handler(None, 0)
 
 
-# The client-side backstop behind PostgreSQL's statement_timeout, seconds past it.
+# The client-side backstop behind the database's own statement timeout, seconds past it.
 CANCEL_MARGIN_SECONDS = 0.5
 
 
 class _Canceller:
     """One thread per process that sends the cancel requests of statements past their deadline (no
-    thread per statement: a ``threading.Timer`` each cost ~0.2 ms)."""
+    thread per statement: a ``threading.Timer`` each cost ~0.2 ms). A finished statement's cancel is
+    dropped at once; its place in the heap goes when it comes up, or when finished ones outnumber
+    the armed (so that short statements behind a long one do not pile up)."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self.due: list[tuple[float, int, Any]] = []  # (deadline, ticket, cancel), a heap
-        self.armed: set[int] = set()
+        self.due: list[tuple[float, int]] = []  # (deadline, ticket), a heap
+        self.armed: dict[int, Callable[[], Any]] = {}  # ticket -> its cancel
         self.tickets = itertools.count()
         self.firing: int | None = None
         self.thread: threading.Thread | None = None
 
-    def arm(self, seconds: float, cancel: Any) -> int:
+    def arm(self, seconds: float, cancel: Callable[[], Any]) -> int:
         ticket = next(self.tickets)
         with self.cond:
-            heapq.heappush(self.due, (time.monotonic() + seconds, ticket, cancel))
-            self.armed.add(ticket)
+            heapq.heappush(self.due, (time.monotonic() + seconds, ticket))
+            self.armed[ticket] = cancel
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="weft-db-cancel", daemon=True)
                 self.thread.start()
@@ -356,7 +358,10 @@ class _Canceller:
         """No cancel for ``ticket`` after this returns (one being sent is waited for): the connection
         may go on to its commit and then to another statement."""
         with self.cond:
-            self.armed.discard(ticket)
+            self.armed.pop(ticket, None)
+            if len(self.due) > 2 * len(self.armed) + 64:
+                self.due = [entry for entry in self.due if entry[1] in self.armed]
+                heapq.heapify(self.due)
             while self.firing == ticket:
                 self.cond.wait()
 
@@ -369,8 +374,8 @@ class _Canceller:
                 if wait is None or wait > 0:
                     self.cond.wait(wait)
                     continue
-                _, ticket, cancel = heapq.heappop(self.due)
-                self.armed.discard(ticket)
+                _, ticket = heapq.heappop(self.due)
+                cancel = self.armed.pop(ticket)
                 self.firing = ticket
             with contextlib.suppress(Exception):  # the connection is gone already: nothing to cancel
                 cancel()
@@ -382,15 +387,17 @@ class _Canceller:
 _canceller = _Canceller()
 
 
-def _mysql_kill_query(conn: Connection) -> Any:
+def _mysql_kill_query(conn: Connection) -> Callable[[], None]:
     """A function that interrupts the statement running on ``conn`` (``KILL QUERY`` on a connection of
-    its own, to the address the pooled one was opened to)."""
-    import pymysql
-
+    its own, to the address the pooled one was opened to). Only the thread id is read here: the rest
+    is the rare case's work."""
     thread_id = int(conn.connection.dbapi_connection.thread_id())
-    _, options = conn.engine.dialect.create_connect_args(conn.engine.url)
+    engine = conn.engine
 
     def kill() -> None:
+        import pymysql
+
+        _, options = engine.dialect.create_connect_args(engine.url)
         killer = pymysql.connect(**{**options, "connect_timeout": 5, "read_timeout": 5, "write_timeout": 5})
         try:
             with killer.cursor() as cursor:
