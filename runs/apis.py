@@ -6,6 +6,7 @@ Views are thin: parse input, call a service or selector with the request's team,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -106,14 +107,16 @@ RunAccepted = inline_serializer("RunAccepted", {"runId": serializers.UUIDField()
 def run_start_from_request(request: Request, *, workflow: Any, inputs: Any, mode: str, origin: Origin,
                            user: str = "", version: Any = None, idempotency_key: str | None = None,
                            idempotency_header: str = HEADER, run_id: Any = None,
-                           deadline_seconds: float | None = None) -> Run:
+                           deadline_seconds: float | None = None,
+                           on_recorded: Callable[[Run], None] | None = None) -> Run:
     """``run_start`` for the request's team, token and user (every API entry point starts runs here),
     with the request's ``Idempotency-Key`` (or the dialect's own key, ``idempotency_key``) bound to
-    the endpoint and the body."""
+    the endpoint and the body; ``on_recorded`` as ``run_start``'s (``runs.dialects.common.stream_start``)."""
     idempotency = request_idempotency(request, key=idempotency_key, header=idempotency_header)
     return run_start(team=request_team(request), workflow=workflow, inputs=inputs, mode=mode, origin=origin,
                      user=user, token=request_token(request), created_by=request_user(request), version=version,
-                     idempotency=idempotency, run_id=run_id, deadline_seconds=deadline_seconds)
+                     idempotency=idempotency, run_id=run_id, deadline_seconds=deadline_seconds,
+                     on_recorded=on_recorded)
 
 
 READ_RUNS, MANAGE_RUNS = frozenset({"read"}), frozenset({"manage"})

@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
@@ -148,6 +149,7 @@ def run_start(
     draft: bool = False,
     idempotency: IdempotencyRequest | None = None,
     run_id: uuid.UUID | None = None,
+    on_recorded: Callable[[Run], None] | None = None,
 ) -> Run:
     """Validate, record and dispatch a run; the only way any code starts one.
 
@@ -160,6 +162,9 @@ def run_start(
     a key seen before answers its first run (a blocking one once it has ended) and starts nothing;
     the same key with a different request is a ``Conflict``. ``run_id``: the new run's id and task
     id, chosen by the client (Coze's ``x-run-id``); one already taken is a ``Conflict``.
+    ``on_recorded``: called with the new run once it is recorded, before it is dispatched (a stream
+    subscribes to its events there, so that every one reaches it live); not called when a repeated
+    idempotency key answers an earlier run.
     """
     team_owned(team, workflow, "Workflow")
     mode = RunMode(mode)
@@ -194,6 +199,8 @@ def run_start(
         raise
     if claim is not None:
         idempotency_bind(claim, run)
+    if on_recorded is not None:
+        on_recorded(run)
     if executor is None:
         run_enqueue(run.pk, at=not_before)
         return run

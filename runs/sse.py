@@ -71,12 +71,13 @@ class RunFollower:
     ``token_id`` / ``user_id`` count the stream against the stream limits (``runs.cursor``)."""
 
     def __init__(self, run_id: Any, *, after: int = 0, team_id: Any = None, token_id: Any = None,
-                 user_id: Any = None, fresh: bool = False) -> None:
+                 user_id: Any = None, fresh: bool = False, slot: StreamSlot | None = None) -> None:
         self.run_id = run_id
         self.after = after
         self.fresh = fresh  # created before the run started: nothing to replay
-        self.slot: StreamSlot | None = (stream_slot(team_id=team_id, token_id=token_id, user_id=user_id)
-                                        if team_id is not None else None)
+        # ``slot``: one taken before the run started (released with this follower)
+        self.slot: StreamSlot | None = slot or (stream_slot(team_id=team_id, token_id=token_id, user_id=user_id)
+                                                if team_id is not None else None)
         self.subscription = feeds.subscribe(run_id, after)
 
     def batches(self, idle: float) -> AsyncIterator[list[dict[str, Any]]]:

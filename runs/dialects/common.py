@@ -9,6 +9,7 @@ endpoints that run or describe "the app" answer ``app_unavailable`` (see docs/ap
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from accounts.permissions import request_team
 from config.errors import AppUnavailable, NotFound
 from config.fastjson import FastJSONRenderer
 from config.stamp import StampedCache
+from runs.apis import request_token, request_user
+from runs.cursor import stream_slot
 from runs.models import Run
 from runs.sse import EventStreamRenderer, RunFollower
 from workflows.models import App, Workflow, WorkflowVersion
@@ -90,11 +93,31 @@ def request_workflow_version(request: Request, value: str) -> tuple[Workflow, Wo
     return workflow, version
 
 
-def stream_follow(run: Run) -> RunFollower:
-    """Follow a streaming run that ``run_start`` handed over: the follower replays the log from the
-    first event and then takes live ones, so nothing is missed; a client that goes away neither
-    stops nor loses the run. The stream counts against the stream limits (429 past them)."""
-    return RunFollower(run.pk, team_id=run.team_id, token_id=run.token_id, user_id=run.created_by_id)
+def stream_start(request: Request, start: Callable[[Callable[[Run], None]], Run]) -> tuple[Run, RunFollower]:
+    """Start a streaming run and follow it: ``start(on_recorded)`` starts the run (passing
+    ``on_recorded`` to ``run_start``). The stream's slot is taken first, so a stream past the stream
+    limits (429) starts nothing; the follower subscribes to the run's feed once the run is recorded,
+    before its executor has it, so every event reaches the stream live and the stream opens without
+    reading the log. A repeated idempotency key (or Coze ``x-run-id``) answers its first run, whose
+    log is replayed from the first event. A client that goes away neither stops nor loses the run."""
+    token, user = request_token(request), request_user(request)
+    slot = stream_slot(team_id=request_team(request).pk, token_id=token.pk if token else None,
+                       user_id=getattr(user, "pk", None))
+    followers: list[RunFollower] = []
+
+    def subscribe(run: Run) -> None:
+        followers.append(RunFollower(run.pk, slot=slot, fresh=True))
+
+    try:
+        run = start(subscribe)
+    except BaseException:
+        for follower in followers:
+            follower.close()
+        slot.release()
+        raise
+    if followers:
+        return run, followers[0]
+    return run, RunFollower(run.pk, slot=slot)
 
 
 def epoch_seconds(value: datetime | str | None) -> int | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -49,7 +49,7 @@ from runs.dialects.common import (
     app_required,
     epoch_ms,
     error_message,
-    stream_follow,
+    stream_start,
 )
 from runs.lifecycle import COZE, run_stop
 from runs.models import Run, RunMode, RunStatus
@@ -153,7 +153,7 @@ def coze_deadline(request: Request) -> int | None:
     return seconds
 
 
-def coze_run_start(request: Request, *, mode: str) -> Run:
+def coze_run_start(request: Request, *, mode: str, on_recorded: Callable[[Run], None] | None = None) -> Run:
     workflow = app_entry_workflow(app_required(request))
     run_id = coze_run_id(request)
     deadline = coze_deadline(request) if mode == RunMode.ASYNC else None
@@ -163,7 +163,8 @@ def coze_run_start(request: Request, *, mode: str) -> Run:
             user=request.headers.get("X-User", "") or "", run_id=run_id, deadline_seconds=deadline,
             # x-run-id means Idempotency-Key (API.md); the explicit header wins when both are sent
             idempotency_key=request.headers.get("Idempotency-Key") or (str(run_id) if run_id else None),
-            idempotency_header="Idempotency-Key" if request.headers.get("Idempotency-Key") else RUN_ID_HEADER)
+            idempotency_header="Idempotency-Key" if request.headers.get("Idempotency-Key") else RUN_ID_HEADER,
+            on_recorded=on_recorded)
     except InvalidInput as exc:
         # The body is the inputs: name fields from the body's root.
         errors = [{**e, "path": e["path"].removeprefix("/inputs") or "/"} for e in exc.errors]
@@ -312,9 +313,10 @@ class CozeStreamRunApi(CozeView):
                        CozeFrameOut, description="`id: <n>` from 1, `event: message`, `data:` one of these objects; "
                                                  "`workflow_end` or `error` is last."), **_ERRORS})
     def post(self, request: Request) -> Any:
-        run = coze_run_start(request, mode=RunMode.STREAMING)
+        run, follower = stream_start(request, lambda recorded: coze_run_start(
+            request, mode=RunMode.STREAMING, on_recorded=recorded))
         debug = request.META.get(DEBUG_HEADER, "").strip().lower() == "debug"
-        return coze_stream_response(run, stream_follow(run), debug=debug)
+        return coze_stream_response(run, follower, debug=debug)
 
 
 class CozeRunStreamApi(CozeStreamRunApi):

@@ -35,7 +35,7 @@ from runs.dialects.common import (
     epoch_seconds,
     error_message,
     request_workflow_version,
-    stream_follow,
+    stream_start,
 )
 from runs.files import NoFileUploaded, file_upload
 from runs.lifecycle import DIFY, run_stop
@@ -338,11 +338,12 @@ _RUN_BODY_KEYS = frozenset({"inputs", "response_mode", "user", "files"})
 
 def _run_and_answer(request: Request, *, workflow: Workflow, version: WorkflowVersion | None) -> Any:
     data = dify_run_body(request.data)
-    streaming = data["response_mode"] == "streaming"
+    if data["response_mode"] == "streaming":
+        return dify_stream_response(*stream_start(request, lambda recorded: run_start_from_request(
+            request, workflow=workflow, inputs=data["inputs"], user=data["user"], origin=DIFY, mode=RunMode.STREAMING,
+            version=version, on_recorded=recorded)))
     run = run_start_from_request(request, workflow=workflow, inputs=data["inputs"], user=data["user"], origin=DIFY,
-                                 mode=RunMode.STREAMING if streaming else RunMode.BLOCKING, version=version)
-    if streaming:
-        return dify_stream_response(run, stream_follow(run))
+                                 mode=RunMode.BLOCKING, version=version)
     return Response({"task_id": str(run.task_id), "workflow_run_id": str(run.pk),
                      "data": dify_run_data(run, _exceptions(request, run))})
 
