@@ -137,10 +137,11 @@ async def _sse_frames(
         batches = follower.batches(idle=interval)
         try:
             async for batch in batches:
-                for event in batch:
-                    for chunk in frames(event):
-                        yield chunk
-                        last_sent = time.monotonic()
+                # A batch's frames go out as one chunk: one write to the socket, not one per event.
+                chunk = b"".join([part for event in batch for part in frames(event)])
+                if chunk:
+                    yield chunk
+                    last_sent = time.monotonic()
                 if time.monotonic() - last_sent >= interval:
                     yield ping()
                     last_sent = time.monotonic()
