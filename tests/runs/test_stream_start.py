@@ -73,3 +73,19 @@ def test_a_stream_subscribes_when_its_run_is_recorded_and_reads_no_log(run_env: 
     assert Run.objects.count() == 1 and reads and set(reads) == {str(run.pk)}
     assert replayed == kinds  # the first run's whole stream, from its log
     assert stream_slots.counts == {}
+
+
+def test_a_stream_refused_for_its_input_gives_its_slot_back(run_env: RunEnv, settings: Any) -> None:
+    """A streaming run refused before it starts (bad inputs: 400) holds no stream slot afterwards,
+    so a token at its stream limit is not locked out by its own mistakes."""
+    settings.WEFT_MAX_STREAMS_PER_TOKEN = 1
+    client = run_env.client()
+    for _ in range(3):
+        bad = client.post("/v1/workflows/run", {"inputs": {"amount": 1}, "response_mode": "streaming", "user": "u"},
+                          format="json")
+        assert bad.status_code == 400 and bad.json()["params"] == "inputs.name", bad.content
+    assert stream_slots.counts == {} and Run.objects.count() == 0
+    good = client.post("/v1/workflows/run", {"inputs": {"name": "Ann", "amount": 1, "seconds": 0},
+                                             "response_mode": "streaming", "user": "u"}, format="json")
+    assert events_of(good)[-1] == "workflow_finished"
+    assert stream_slots.counts == {}
