@@ -195,8 +195,21 @@ def connect(page: Any, source: str, target: str, port: str = "out") -> None:
 
 
 def select(page: Any, flow_id: str) -> None:
-    node(page, flow_id).locator(".wn-head").click()
-    page.wait_for_selector(f'.node-inspector[data-flow-id="{flow_id}"]')
+    """Click a node's head once its box has stopped moving, and wait for its inspector. Under load a
+    click can land while the canvas still fits its viewport (the pointer then moves relative to the
+    node between press and release: a tiny drag, not a click); the click is then made again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    head = node(page, flow_id).locator(".wn-head")
+    for attempt in range(3):
+        stable_box(page, head)
+        head.click()
+        try:
+            page.wait_for_selector(f'.node-inspector[data-flow-id="{flow_id}"]', timeout=5000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
 
 
 def rename(page: Any, new_id: str) -> None:
