@@ -168,6 +168,10 @@ def test_a_500_item_batch_with_failures_lists_every_item_and_calls_back_signed(c
         assert response.status_code == 202, response.content
         with cluster(workers=2, WEFT_CALLBACK_BACKOFF="1"):
             wait_for(lambda: attempts["n"] >= 2, timeout=120, step=0.5, what="callback delivered")
+            # The worker records the delivery after the receiver has answered: wait for that record
+            # before the cluster is stopped (the stop raced it under load).
+            wait_for(lambda: client_a.get("/api/v1/offline/jobs/job_500").json()["callback"]["delivered"],
+                     timeout=30, step=0.2, what="callback recorded as delivered")
         delivered = [r for r in receiver.requests if r.path == "/done"]
         assert len(delivered) == 2
         team_a.refresh_from_db()
